@@ -1,0 +1,77 @@
+// One probe's result, and its wire form: message schema v1 (docs/message-schema.md,
+// docs/message-schema.v1.json). The checker encodes, the writer decodes; both live here so that
+// the two cannot drift apart.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace webmon {
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr std::string_view kSchemaHeaderName = "schema";
+inline constexpr std::string_view kSchemaHeaderValue = "webmon.check.v1";
+
+// Why a probe failed. `none`: the whole response (status line, headers, body up to the cap)
+// arrived within the deadline, whatever the status was.
+enum class ErrorClass { none, dns, connect, tls, timeout, protocol, too_many_redirects };
+
+std::string_view to_string(ErrorClass e) noexcept;                   // "dns", ...; "" for none
+std::optional<ErrorClass> error_class_from_string(std::string_view);  // inverse; nullopt if unknown
+
+using SysMillis = std::chrono::sys_time<std::chrono::milliseconds>;
+
+// Seconds spent in each phase; a phase that was not reached is null.
+struct Timings {
+  std::optional<double> dns;
+  std::optional<double> connect;
+  std::optional<double> tls;
+  std::optional<double> ttfb;      // request written -> first byte of the response
+  std::optional<double> transfer;  // first byte -> body read (up to the cap)
+  double total = 0;                // the whole probe
+  bool operator==(const Timings&) const = default;
+};
+
+struct CheckResult {
+  std::string target;                         // target name (also the Kafka key)
+  std::string url;                            // the configured URL
+  SysMillis scheduled_at{};                   // when the probe was due
+  SysMillis started_at{};                     // when it really started
+  std::optional<double> http_response_time;   // seconds from probe start to headers in
+  std::optional<int> http_status;             // final status, after redirects
+  std::optional<bool> regexp_match;           // null without a regexp or without a body
+  bool ok = false;
+  ErrorClass error = ErrorClass::none;
+  std::string error_detail;                   // for a person; empty encodes as null
+  Timings timings;
+  std::uint64_t body_bytes = 0;
+  int redirects = 0;
+  std::optional<std::chrono::sys_seconds> tls_cert_not_after;  // https only: leaf cert expiry
+  std::string peer;                           // address connected to ("ip:port"), empty: null
+  std::string checker;                        // instance id
+
+  bool operator==(const CheckResult&) const = default;
+};
+
+// RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z
+std::string format_rfc3339_ms(SysMillis t);
+std::optional<SysMillis> parse_rfc3339(std::string_view s);
+
+// The JSON value of a v1 message.
+std::string encode_check_result(const CheckResult& r);
+
+// Why a message could not be decoded; it goes to dead_letters with this reason.
+struct DecodeError {
+  std::string reason;  // e.g. "not JSON: ...", "unknown schema_version 2", "field http_status: expected integer"
+};
+
+// Decodes a message value; unknown fields are ignored (v1 may grow), a missing required field or a
+// wrong type is an error. Messages over max_bytes are refused without parsing.
+std::variant<CheckResult, DecodeError> decode_check_result(std::string_view json,
+                                                           std::size_t max_bytes = 1024 * 1024);
+
+}  // namespace webmon

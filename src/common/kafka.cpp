@@ -1,0 +1,76 @@
+#include "webmon/common/kafka.hpp"
+
+#include <array>
+#include <stdexcept>
+
+#include "webmon/common/config.hpp"
+
+namespace webmon::kafka {
+
+void set(rd_kafka_conf_t* conf, std::string_view name, std::string_view value) {
+  std::array<char, 512> err{};
+  const std::string n(name);
+  const std::string v(value);
+  if (rd_kafka_conf_set(conf, n.c_str(), v.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
+    throw ConfigError("kafka property " + n + ": " + err.data());
+  }
+}
+
+Properties properties_for(const KafkaConfig& cfg) {
+  Properties p;
+  p.emplace_back("bootstrap.servers", cfg.bootstrap_servers);
+  p.emplace_back("security.protocol", cfg.security_protocol);
+  const bool ssl = cfg.security_protocol == "ssl" || cfg.security_protocol == "sasl_ssl";
+  const bool sasl = cfg.security_protocol == "sasl_plaintext" || cfg.security_protocol == "sasl_ssl";
+  if (ssl) {
+    if (!cfg.ssl.ca_file.empty()) p.emplace_back("ssl.ca.location", cfg.ssl.ca_file);
+    if (!cfg.ssl.cert_file.empty()) p.emplace_back("ssl.certificate.location", cfg.ssl.cert_file);
+    if (!cfg.ssl.key_file.empty()) p.emplace_back("ssl.key.location", cfg.ssl.key_file);
+  }
+  if (sasl) {
+    if (!cfg.sasl.mechanism.empty()) p.emplace_back("sasl.mechanism", cfg.sasl.mechanism);
+    if (!cfg.sasl.username.empty()) p.emplace_back("sasl.username", cfg.sasl.username);
+    if (!cfg.sasl.password.empty()) p.emplace_back("sasl.password", cfg.sasl.password);
+  }
+  for (const auto& kv : cfg.properties) p.push_back(kv);
+  return p;
+}
+
+ConfPtr make_conf(const KafkaConfig& cfg, const Properties& base) {
+  ConfPtr conf(rd_kafka_conf_new());
+  for (const auto& [k, v] : base) set(conf.get(), k, v);
+  for (const auto& [k, v] : properties_for(cfg)) set(conf.get(), k, v);
+  return conf;
+}
+
+void ensure_topic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms) {
+  std::array<char, 512> err{};
+  NewTopicPtr nt(rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err.data(), err.size()));
+  if (!nt) throw std::runtime_error("topic " + topic + ": " + err.data());
+  AdminOptionsPtr opts(rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS));
+  if (rd_kafka_AdminOptions_set_operation_timeout(opts.get(), timeout_ms, err.data(), err.size()) ||
+      rd_kafka_AdminOptions_set_request_timeout(opts.get(), timeout_ms, err.data(), err.size())) {
+    throw std::runtime_error(std::string("admin options: ") + err.data());
+  }
+  QueuePtr queue(rd_kafka_queue_new(rk));
+  rd_kafka_NewTopic_t* topics[] = {nt.get()};
+  rd_kafka_CreateTopics(rk, topics, 1, opts.get(), queue.get());
+  // Waits a little past the request timeout so that the admin API's own timeout is what we see.
+  EventPtr ev(rd_kafka_queue_poll(queue.get(), timeout_ms + 2000));
+  if (!ev) throw std::runtime_error("creating topic " + topic + ": no answer from Kafka in time");
+  if (rd_kafka_event_error(ev.get())) {
+    throw std::runtime_error("creating topic " + topic + ": " + rd_kafka_event_error_string(ev.get()));
+  }
+  const auto* result = rd_kafka_event_CreateTopics_result(ev.get());
+  size_t n = 0;
+  const auto** results = rd_kafka_CreateTopics_result_topics(result, &n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto code = rd_kafka_topic_result_error(results[i]);
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      const char* msg = rd_kafka_topic_result_error_string(results[i]);
+      throw std::runtime_error("creating topic " + topic + ": " + (msg ? msg : rd_kafka_err2str(code)));
+    }
+  }
+}
+
+}  // namespace webmon::kafka

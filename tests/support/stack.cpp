@@ -1,0 +1,94 @@
+#include "support/stack.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace webmon::test {
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+}  // namespace
+
+std::string kafka_bootstrap() {
+  return env_or("WEBMON_TEST_KAFKA", "127.0.0.1:" + env_or("KAFKA_PORT", "9092"));
+}
+
+std::string postgres_uri() {
+  return env_or("WEBMON_TEST_PG_URI",
+                "postgresql://webmon:webmon@127.0.0.1:" + env_or("PG_PORT", "5432") + "/webmon");
+}
+
+std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() % 100000000);
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  const auto base = std::filesystem::temp_directory_path();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto p = base / ("webmon-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    if (std::filesystem::create_directory(p)) {
+      path_ = p;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temporary directory");
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path TempDir::write(const std::string& name, const std::string& content) const {
+  auto p = path_ / name;
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream out(p, std::ios::binary);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + p.string());
+  return p;
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit,
+                std::chrono::milliseconds every) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= until) return done();
+    std::this_thread::sleep_for(every);
+  }
+}
+
+unsigned short free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind 127.0.0.1:0");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace webmon::test

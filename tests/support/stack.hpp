@@ -1,0 +1,42 @@
+// Where the tests find the local stack that scripts/stack started (real Kafka, real PostgreSQL),
+// and small helpers for tests that talk to it.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace webmon::test {
+
+// $WEBMON_TEST_KAFKA, else 127.0.0.1:$KAFKA_PORT (default 9092).
+std::string kafka_bootstrap();
+// $WEBMON_TEST_PG_URI, else postgresql://webmon:webmon@127.0.0.1:$PG_PORT/webmon (default 5432).
+std::string postgres_uri();
+
+// A name unique to this test run (prefix + pid + counter + time), for topics, groups, databases.
+std::string unique_name(const std::string& prefix);
+
+// A fresh directory under the build tree's tmp, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Polls `done` every `every` until it is true or `limit` has passed; returns its last value.
+// For waiting on real servers: the limit is generous on purpose, never an assertion about speed.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(60),
+                std::chrono::milliseconds every = std::chrono::milliseconds(50));
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
+unsigned short free_port();
+
+}  // namespace webmon::test
