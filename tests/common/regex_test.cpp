@@ -1,0 +1,174 @@
+#include "webmon/common/regex.hpp"
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "webmon/common/logging.hpp"
+
+namespace webmon {
+namespace {
+
+std::shared_ptr<const Regex> compile_ok(std::string_view pattern) {
+  auto r = Regex::compile(pattern);
+  if (auto* e = std::get_if<Regex::CompileError>(&r)) {
+    ADD_FAILURE() << pattern << ": " << e->message << " at " << e->offset;
+    return nullptr;
+  }
+  return std::get<std::shared_ptr<const Regex>>(r);
+}
+
+TEST(Regex, MatchesAnywhereInTheBody) {
+  const auto re = compile_ok("Welcome, [a-z]+!");
+  ASSERT_TRUE(re);
+  EXPECT_EQ(re->pattern(), "Welcome, [a-z]+!");
+  EXPECT_TRUE(re->search("<html><body>Welcome, alice!</body></html>"));
+  EXPECT_FALSE(re->search("<html><body>Welcome, Alice!</body></html>"));
+  EXPECT_FALSE(re->search(""));
+}
+
+TEST(Regex, SearchIsUnanchoredButAnchorsStillWork) {
+  const auto re = compile_ok("^ok$");
+  ASSERT_TRUE(re);
+  EXPECT_TRUE(re->search("ok"));
+  EXPECT_FALSE(re->search("not ok"));
+  const auto mid = compile_ok("ok");
+  EXPECT_TRUE(mid->search("this is ok, really"));
+}
+
+TEST(Regex, BodiesWithNulAndInvalidUtf8AreSearched) {
+  const auto re = compile_ok("needle");
+  ASSERT_TRUE(re);
+  const std::string body = std::string("\xff\xfe\0garbage\xc3", 11) + "needle";
+  EXPECT_TRUE(re->search(body));
+  EXPECT_FALSE(re->search(std::string("\xff\xfe\0", 3)));
+}
+
+TEST(Regex, Utf8CharactersAreCharacters) {
+  const auto re = compile_ok("caf.!");
+  ASSERT_TRUE(re);
+  EXPECT_TRUE(re->search("un caf\xc3\xa9!"));  // é is one character, as in Python's re
+}
+
+TEST(Regex, BadPatternGivesPcre2MessageAndOffset) {
+  auto r = Regex::compile("abc(def");
+  ASSERT_TRUE(std::holds_alternative<Regex::CompileError>(r));
+  const auto& e = std::get<Regex::CompileError>(r);
+  EXPECT_EQ(e.message, "missing closing parenthesis");
+  EXPECT_EQ(e.offset, 7u);
+
+  auto r2 = Regex::compile("a**");
+  ASSERT_TRUE(std::holds_alternative<Regex::CompileError>(r2));
+  EXPECT_EQ(std::get<Regex::CompileError>(r2).message, "quantifier does not follow a repeatable item");
+  EXPECT_EQ(std::get<Regex::CompileError>(r2).offset, 2u);
+}
+
+TEST(Regex, CatastrophicBacktrackingEndsAsNoMatch) {
+  // (a+)+$ against "aaaa...b" needs 2^n steps without a limit: the limit must end it.
+  const auto re = compile_ok("(a+)+$");
+  ASSERT_TRUE(re);
+  const std::string hostile = std::string(5000, 'a') + "b";
+  EXPECT_FALSE(re->search(hostile));
+  const auto nested = compile_ok("(x+x+)+y");
+  EXPECT_FALSE(nested->search(std::string(1 << 20, 'x')));
+}
+
+TEST(Regex, LegitimateSearchOverOneMebibyteIsNotCutByTheLimit) {
+  const auto re = compile_ok("<title>[^<]*Status: OK[^<]*</title>");
+  ASSERT_TRUE(re);
+  std::string body;
+  while (body.size() < (1u << 20)) body += "<div class=\"row\"><span>item</span><title>x</title></div>\n";
+  EXPECT_FALSE(re->search(body));
+  body += "<title>Service Status: OK</title>";
+  EXPECT_TRUE(re->search(body));
+}
+
+TEST(Regex, SharedAcrossThreads) {
+  const auto re = compile_ok("id=([0-9]+);");
+  ASSERT_TRUE(re);
+  std::vector<std::thread> threads;
+  std::vector<int> hits(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&re, &hits, t] {
+      for (int i = 0; i < 2000; ++i) {
+        if (re->search(i % 2 ? "x id=" + std::to_string(i) + "; y" : "x id=; y")) ++hits[static_cast<std::size_t>(t)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int h : hits) EXPECT_EQ(h, 1000);
+}
+
+#ifndef PR_SET_MDWE
+#define PR_SET_MDWE 65
+#define PR_GET_MDWE 66
+#define PR_MDWE_REFUSE_EXEC_GAIN 1
+#endif
+
+// MemoryDenyWriteExecute, as systemd sets it, made here with the kernel's own switch (prctl
+// PR_SET_MDWE) in a fresh process (this test binary run again with only the child test below; a
+// fork would inherit JIT memory already mapped): JIT is refused, the interpreter gives the same
+// answers, and the log says so exactly once however many patterns are compiled.
+TEST(Regex, FallsBackToInterpreterWhenJitIsRefusedAndWarnsOnce) {
+  if (prctl(PR_GET_MDWE, 0L, 0L, 0L, 0L) < 0) GTEST_SKIP() << "kernel without PR_SET_MDWE";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], STDOUT_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    setenv("WEBMON_REGEX_MDWE_CHILD", "1", 1);
+    execl("/proc/self/exe", "regex_test", "--gtest_filter=RegexMdweChild.*", "--gtest_color=no",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << out;
+  ASSERT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
+  std::size_t warnings = 0;
+  for (auto pos = out.find("PCRE2 JIT unavailable"); pos != std::string::npos;
+       pos = out.find("PCRE2 JIT unavailable", pos + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << out;
+}
+
+// Runs only as the child of the test above.
+TEST(RegexMdweChild, CompilesWithoutJit) {
+  if (!std::getenv("WEBMON_REGEX_MDWE_CHILD")) GTEST_SKIP() << "run by FallsBackToInterpreterWhenJitIsRefusedAndWarnsOnce";
+  init_logging(spdlog::level::info, LogFormat::text);
+  ASSERT_EQ(prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0L, 0L, 0L), 0);
+  for (const char* p : {"a+b", "c[0-9]d", "(x|y)z"}) {
+    const auto re = compile_ok(p);
+    ASSERT_TRUE(re);
+    EXPECT_FALSE(re->jit()) << p;
+  }
+  const auto re = compile_ok("c[0-9]d");
+  EXPECT_TRUE(re->search("abc7de"));
+  EXPECT_FALSE(re->search("abcde"));
+  EXPECT_FALSE(compile_ok("(a+)+$")->search(std::string(5000, 'a') + "b"));  // limits hold without JIT too
+}
+
+TEST(Regex, UsesJitWhereAllowed) {
+  const auto re = compile_ok("x");
+  ASSERT_TRUE(re);
+  EXPECT_TRUE(re->jit()) << "this build of PCRE2 has no JIT, or the test process may not map W+X memory";
+}
+
+}  // namespace
+}  // namespace webmon
