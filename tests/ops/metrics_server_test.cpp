@@ -1,0 +1,219 @@
+// The metrics endpoint answered over real HTTP on 127.0.0.1 (port 0), as Prometheus and a
+// Kubernetes/compose health check would ask it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "webmon/common/metrics_server.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct Reply {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+tcp::endpoint loopback(unsigned short port) { return {asio::ip::make_address("127.0.0.1"), port}; }
+
+Reply request(unsigned short port, http::verb method, const std::string& target) {
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(30));
+  stream.connect(loopback(port));
+  http::request<http::empty_body> req{method, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.skip(method == http::verb::head);
+  http::read(stream, buffer, parser);
+  const auto& res = parser.get();
+  return {static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body()};
+}
+
+Reply get(unsigned short port, const std::string& target) { return request(port, http::verb::get, target); }
+
+class MetricsServerTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<std::atomic<bool>> ready_ = std::make_shared<std::atomic<bool>>(false);
+  webmon::MetricsServer server_{registry_, [r = ready_] { return r->load(); }};
+};
+
+TEST_F(MetricsServerTest, ServesRegistryInPrometheusTextFormat) {
+  auto& family = prometheus::BuildCounter()
+                     .Name("webmon_test_probes_total")
+                     .Help("Probes by outcome")
+                     .Register(*registry_);
+  family.Add({{"outcome", "ok"}}).Increment(3);
+  server_.start("127.0.0.1:0");
+  ASSERT_NE(server_.port(), 0);
+  EXPECT_EQ(server_.local_endpoint(), "127.0.0.1:" + std::to_string(server_.port()));
+
+  const Reply r = get(server_.port(), "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("# HELP webmon_test_probes_total Probes by outcome\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("# TYPE webmon_test_probes_total counter\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("webmon_test_probes_total{outcome=\"ok\"} 3"), std::string::npos) << r.body;
+
+  // A scrape sees the current values, not a snapshot from start.
+  family.Add({{"outcome", "ok"}}).Increment();
+  EXPECT_NE(get(server_.port(), "/metrics?x=1").body.find("webmon_test_probes_total{outcome=\"ok\"} 4"),
+            std::string::npos);
+}
+
+TEST_F(MetricsServerTest, HealthAndReadiness) {
+  server_.start("127.0.0.1:0");
+  EXPECT_EQ(get(server_.port(), "/healthz").status, 200);
+
+  const Reply not_ready = get(server_.port(), "/readyz");
+  EXPECT_EQ(not_ready.status, 503);
+  EXPECT_EQ(not_ready.body, "not ready\n");
+
+  ready_->store(true);
+  const Reply ready = get(server_.port(), "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, "ready\n");
+
+  ready_->store(false);
+  EXPECT_EQ(get(server_.port(), "/readyz").status, 503);
+  EXPECT_EQ(get(server_.port(), "/healthz").status, 200);  // alive even when not ready
+}
+
+TEST_F(MetricsServerTest, UnknownPathsAndMethods) {
+  server_.start("127.0.0.1:0");
+  EXPECT_EQ(get(server_.port(), "/").status, 404);
+  EXPECT_EQ(get(server_.port(), "/metricsx").status, 404);
+  EXPECT_EQ(request(server_.port(), http::verb::post, "/metrics").status, 405);
+  const Reply head = request(server_.port(), http::verb::head, "/healthz");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+}
+
+TEST_F(MetricsServerTest, ThrowingReadinessCheckMeansNotReady) {
+  webmon::MetricsServer server(registry_, []() -> bool { throw std::runtime_error("kafka handle gone"); });
+  server.start("127.0.0.1:0");
+  EXPECT_EQ(get(server.port(), "/readyz").status, 503);
+}
+
+TEST_F(MetricsServerTest, EmptyReadinessCheckMeansReadyWhenAlive) {
+  webmon::MetricsServer server(registry_, nullptr);
+  server.start("127.0.0.1:0");
+  EXPECT_EQ(get(server.port(), "/readyz").status, 200);
+}
+
+TEST_F(MetricsServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  server_.start("127.0.0.1:0");
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(30));
+  stream.connect(loopback(server_.port()));
+  for (const char* target : {"/healthz", "/metrics", "/nope"}) {
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    EXPECT_EQ(res.result_int(), std::string(target) == "/nope" ? 404u : 200u) << target;
+  }
+}
+
+TEST_F(MetricsServerTest, OversizedRequestIsRefused) {
+  server_.start("127.0.0.1:0");
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(std::chrono::seconds(30));
+  stream.connect(loopback(server_.port()));
+  http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (int i = 0; i < 4; ++i) req.set("X-Padding-" + std::to_string(i), std::string(8 * 1024, 'a'));
+  beast::error_code ec;
+  http::write(stream, req, ec);  // the server may close before reading it all
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res, ec);
+  // 431, or a reset when the server closed with the rest of the request unread: never a 200.
+  EXPECT_TRUE(ec || res.result_int() == 431u) << res.result_int();
+  // And the server still serves others.
+  EXPECT_EQ(get(server_.port(), "/healthz").status, 200);
+}
+
+TEST_F(MetricsServerTest, StopClosesTheListenerAndIsIdempotent) {
+  server_.start("127.0.0.1:0");
+  const auto port = server_.port();
+  EXPECT_TRUE(server_.running());
+
+  // An idle keep-alive connection must not hold stop() up.
+  asio::io_context ioc;
+  tcp::socket idle(ioc);
+  idle.connect(loopback(port));
+
+  server_.stop();
+  EXPECT_FALSE(server_.running());
+  server_.stop();
+
+  tcp::socket s(ioc);
+  beast::error_code ec;
+  s.connect(loopback(port), ec);
+  EXPECT_TRUE(ec) << "still accepting after stop()";
+}
+
+TEST_F(MetricsServerTest, BadListenAddressesThrow) {
+  EXPECT_THROW(server_.start("127.0.0.1"), std::runtime_error);
+  EXPECT_THROW(server_.start("127.0.0.1:http"), std::runtime_error);
+  EXPECT_THROW(server_.start("127.0.0.1:70000"), std::runtime_error);
+  EXPECT_FALSE(server_.running());
+
+  server_.start("127.0.0.1:0");
+  webmon::MetricsServer second(registry_, nullptr);
+  try {
+    second.start("127.0.0.1:" + std::to_string(server_.port()));
+    FAIL() << "bound a port already in use";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(server_.port())), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(server_.start("127.0.0.1:0"), std::logic_error);
+}
+
+TEST(SplitHostPort, Forms) {
+  std::string host;
+  std::string port;
+  ASSERT_TRUE(webmon::split_host_port("127.0.0.1:9100", host, port));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, "9100");
+  ASSERT_TRUE(webmon::split_host_port("[::1]:0", host, port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, "0");
+  ASSERT_TRUE(webmon::split_host_port(":9101", host, port));
+  EXPECT_EQ(host, "");
+  ASSERT_TRUE(webmon::split_host_port("localhost:9100", host, port));
+  EXPECT_EQ(host, "localhost");
+  EXPECT_FALSE(webmon::split_host_port("::1:9100", host, port));
+  EXPECT_FALSE(webmon::split_host_port("9100", host, port));
+  EXPECT_FALSE(webmon::split_host_port("host:", host, port));
+  EXPECT_FALSE(webmon::split_host_port("[::1]9100", host, port));
+}
+
+}  // namespace
