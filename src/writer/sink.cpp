@@ -1,0 +1,211 @@
+#include "webmon/writer/sink.hpp"
+
+#include <algorithm>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "webmon/writer/pg_format.hpp"
+
+namespace webmon::writer {
+namespace {
+
+// How stale targets.last_seen may get before a batch refreshes it (an update per target per batch
+// would cost a row version per target per batch).
+constexpr auto kTouchEvery = std::chrono::seconds(60);
+
+std::string hex_bytea(const std::string& bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\\x";
+  out.reserve(2 + bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  return out;
+}
+
+std::optional<std::chrono::sys_days> day_of_partition(const std::string& relname) {
+  // checks_YYYYMMDD
+  if (relname.size() != 14 || relname.rfind("checks_", 0) != 0) return std::nullopt;
+  int y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  try {
+    y = std::stoi(relname.substr(7, 4));
+    m = static_cast<unsigned>(std::stoi(relname.substr(11, 2)));
+    d = static_cast<unsigned>(std::stoi(relname.substr(13, 2)));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
+  if (!ymd.ok()) return std::nullopt;
+  return std::chrono::sys_days(ymd);
+}
+
+std::string iso_day(std::chrono::sys_days day) {
+  return format_pg_timestamp(SysMillis(day)).substr(0, 10);
+}
+
+}  // namespace
+
+PgSink::PgSink(std::string uri, std::string group_id) : uri_(std::move(uri)), group_id_(std::move(group_id)) {}
+PgSink::~PgSink() = default;
+
+void PgSink::connect() {
+  auto conn = std::make_unique<pqxx::connection>(uri_);
+  // A broken connection is never used again (the writer calls disconnect() and connect()), so
+  // pqxx's own reactivation never comes into play.
+  known_days_.clear();
+  {
+    pqxx::read_transaction tx(*conn);
+    for (const auto& row : tx.exec(
+             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+             "WHERE i.inhparent = 'checks'::regclass")) {
+      if (auto day = day_of_partition(row[0].as<std::string>())) known_days_.insert(*day);
+    }
+  }
+  conn_ = std::move(conn);
+}
+
+void PgSink::disconnect() noexcept {
+  try {
+    conn_.reset();
+  } catch (...) {
+  }
+}
+
+std::map<std::int32_t, std::optional<std::int64_t>> PgSink::read_offsets(const std::string& topic,
+                                                                         const std::vector<std::int32_t>& partitions) {
+  std::map<std::int32_t, std::optional<std::int64_t>> out;
+  for (auto p : partitions) out[p] = std::nullopt;
+  pqxx::read_transaction tx(*conn_);
+  for (const auto& row : tx.exec_params(
+           "SELECT \"partition\", next_offset FROM ingest_offsets WHERE group_id = $1 AND topic = $2", group_id_,
+           topic)) {
+    const auto p = row[0].as<std::int32_t>();
+    if (auto it = out.find(p); it != out.end()) it->second = row[1].as<std::int64_t>();
+  }
+  return out;
+}
+
+void PgSink::resolve_ids(pqxx::transaction_base& tx, const Batch& batch,
+                         std::unordered_map<std::string, TargetEntry>& new_targets,
+                         std::unordered_map<std::string, int>& new_checkers) {
+  const auto now = std::chrono::steady_clock::now();
+  // The latest row of each target in the batch decides its url and last_seen.
+  std::map<std::string_view, const CheckResult*> upsert;
+  std::set<std::string_view> checkers;
+  for (const auto& r : batch.rows) {
+    auto it = targets_.find(r.target);
+    if (it == targets_.end() || it->second.url != r.url || now - it->second.touched > kTouchEvery) {
+      auto& slot = upsert[r.target];
+      if (!slot || slot->scheduled_at <= r.scheduled_at) slot = &r;
+    }
+    if (!checkers_.count(r.checker)) checkers.insert(r.checker);
+  }
+  if (!upsert.empty()) {
+    // Sorted by name (std::map), so that two writers lock the same targets in the same order.
+    std::vector<std::string_view> names;
+    std::vector<std::string_view> urls;
+    std::vector<std::string> seen;
+    for (const auto& [name, r] : upsert) {
+      names.push_back(name);
+      urls.push_back(r->url);
+      seen.push_back(format_pg_timestamp(r->scheduled_at));
+    }
+    std::vector<std::string_view> seen_views(seen.begin(), seen.end());
+    const auto result = tx.exec_params(
+        "INSERT INTO targets AS t (name, url, first_seen, last_seen) "
+        "SELECT n, u, s, s FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(n, u, s) "
+        "ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen) "
+        "RETURNING id, name, url",
+        pg_text_array(names), pg_text_array(urls), pg_text_array(seen_views));
+    for (const auto& row : result) {
+      new_targets[row[1].as<std::string>()] = TargetEntry{row[0].as<int>(), row[2].as<std::string>(), now};
+    }
+  }
+  if (!checkers.empty()) {
+    std::vector<std::string_view> names(checkers.begin(), checkers.end());
+    const auto result = tx.exec_params(
+        "INSERT INTO checkers AS c (name) SELECT unnest($1::text[]) "
+        "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id, name",
+        pg_text_array(names));
+    for (const auto& row : result) new_checkers[row[1].as<std::string>()] = row[0].as<int>();
+  }
+}
+
+PgSink::Result PgSink::write(const Batch& batch) {
+  pqxx::work tx(*conn_);
+  // The fence first: it takes the partitions' offset rows, so a competing writer waits here
+  // instead of after its COPY, and a fenced batch costs no COPY.
+  for (const auto& [partition, span] : batch.partitions) {
+    pqxx::result r;
+    if (span.expected) {
+      r = tx.exec_params(
+          "UPDATE ingest_offsets SET next_offset = $1, updated_at = now() "
+          "WHERE group_id = $2 AND topic = $3 AND \"partition\" = $4 AND next_offset = $5",
+          span.next, group_id_, batch.topic, partition, *span.expected);
+    } else {
+      r = tx.exec_params(
+          "INSERT INTO ingest_offsets (group_id, topic, \"partition\", next_offset) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT DO NOTHING",
+          group_id_, batch.topic, partition, span.next);
+    }
+    if (r.affected_rows() != 1) {
+      tx.abort();
+      return Result::fenced;
+    }
+  }
+
+  std::unordered_map<std::string, TargetEntry> new_targets;
+  std::unordered_map<std::string, int> new_checkers;
+  resolve_ids(tx, batch, new_targets, new_checkers);
+
+  if (!batch.rows.empty()) {
+    pqxx::stream_to copy(tx, "checks", std::vector<std::string>(kCheckColumns.begin(), kCheckColumns.end()));
+    for (const auto& r : batch.rows) {
+      auto t = new_targets.find(r.target);
+      const int target_id = t != new_targets.end() ? t->second.id : targets_.at(r.target).id;
+      auto c = new_checkers.find(r.checker);
+      const int checker_id = c != new_checkers.end() ? c->second : checkers_.at(r.checker);
+      copy << copy_row(r, target_id, checker_id);
+    }
+    copy.complete();
+  }
+  if (!batch.dead_letters.empty()) {
+    pqxx::stream_to copy(tx, "dead_letters",
+                         std::vector<std::string>{"topic", "partition", "offset", "reason", "key", "value"});
+    for (const auto& d : batch.dead_letters) {
+      copy << std::make_tuple(d.topic, std::to_string(d.partition), std::to_string(d.offset), d.reason,
+                              d.key ? std::optional<std::string>(hex_bytea(*d.key)) : std::nullopt,
+                              d.value ? std::optional<std::string>(hex_bytea(*d.value)) : std::nullopt);
+    }
+    copy.complete();
+  }
+  tx.commit();
+  for (auto& [name, entry] : new_targets) targets_[name] = std::move(entry);
+  for (auto& [name, id] : new_checkers) checkers_[name] = id;
+  return Result::committed;
+}
+
+void PgSink::ensure_partitions(const std::set<std::chrono::sys_days>& days) {
+  for (auto day : days) {
+    if (known_days_.count(day)) continue;
+    pqxx::work tx(*conn_);
+    const bool created = tx.exec_params1("SELECT webmon_ensure_checks_partition($1::date)", iso_day(day))[0].as<bool>();
+    tx.commit();
+    if (created) spdlog::info("created partition checks_{}", iso_day(day));
+    known_days_.insert(day);
+  }
+}
+
+int PgSink::drop_before(std::chrono::sys_days cutoff) {
+  pqxx::work tx(*conn_);
+  const int dropped = tx.exec_params1("SELECT webmon_drop_checks_before($1::date)", iso_day(cutoff))[0].as<int>();
+  tx.commit();
+  for (auto it = known_days_.begin(); it != known_days_.end() && *it < cutoff;) it = known_days_.erase(it);
+  return dropped;
+}
+
+}  // namespace webmon::writer

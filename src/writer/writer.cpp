@@ -1,0 +1,125 @@
+#include "webmon/writer/writer.hpp"
+
+#include <csignal>
+#include <ctime>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "webmon/common/logging.hpp"
+#include "webmon/common/metrics_server.hpp"
+#include "webmon/common/service.hpp"
+#include "webmon/writer/ingest.hpp"
+#include "webmon/writer/metrics.hpp"
+#include "webmon/writer/migrations.hpp"
+
+namespace webmon::writer {
+namespace {
+
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Waits for signals on a thread of its own: the real work (stopping) happens in the loops that
+// read `stop`, never in a signal handler.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::atomic<bool>& stop) : thread_([this, &stop] { watch(stop); }) {}
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  void watch(std::atomic<bool>& stop) {
+    const sigset_t set = handled_signals();
+    const timespec tick{0, 200'000'000};
+    while (!done_) {
+      const int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig == SIGINT || sig == SIGTERM) {
+        spdlog::info("{} received: finishing the batch in flight and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        stop = true;
+      } else if (sig == SIGHUP) {
+        spdlog::info("SIGHUP: the writer has nothing to reload (restart it to change its settings)");
+        service::notify_reloading();
+        service::notify_ready();
+      }
+    }
+  }
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// Applies pending migrations, waiting (with backoff) for PostgreSQL to come up.
+bool migrate(const Config& config, const std::atomic<bool>& stop, WriterMetrics& metrics) {
+  auto backoff = std::chrono::milliseconds(100);
+  bool warned = false;
+  while (!stop) {
+    try {
+      const auto report = apply_migrations(config.postgres.uri);
+      spdlog::info("schema: {} migration(s) applied now, {} already", report.applied.size(), report.already_applied);
+      return true;
+    } catch (const MigrationError&) {
+      throw;
+    } catch (const std::exception& e) {
+      metrics.postgres_errors.Increment();
+      if (!warned) {
+        spdlog::warn("postgresql {}: {}; retrying", redact_uri(config.postgres.uri), e.what());
+        warned = true;
+      }
+    }
+    const auto until = std::chrono::steady_clock::now() + backoff;
+    while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+  return false;
+}
+
+}  // namespace
+
+int run_writer(const Config& config) {
+  const sigset_t set = handled_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started from here on
+  std::atomic<bool> stop{false};
+  SignalWatcher signals(stop);
+
+  auto metrics = std::make_shared<WriterMetrics>(std::make_shared<prometheus::Registry>());
+  try {
+    Ingestor ingestor(config, metrics, stop);
+    std::unique_ptr<MetricsServer> server;
+    if (!config.writer.metrics_listen.empty()) {
+      server = std::make_unique<MetricsServer>(metrics->registry(), [&ingestor] { return ingestor.ready(); });
+      server->start(config.writer.metrics_listen);
+      spdlog::info("metrics on http://{}/metrics", server->local_endpoint());
+    }
+    spdlog::info("webmon-writer: topic {}, group {}, postgresql {}", config.kafka.topic, config.writer.group_id,
+                 redact_uri(config.postgres.uri));
+    if (migrate(config, stop, *metrics)) {
+      service::notify_ready();
+      ingestor.run();
+    }
+    service::notify_stopping();
+    if (server) server->stop();
+  } catch (const MigrationError& e) {
+    spdlog::critical("schema refused: {}", e.what());
+    return 1;
+  } catch (const kafka::ConfigError& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  spdlog::info("webmon-writer stopped");
+  return 0;
+}
+
+}  // namespace webmon::writer

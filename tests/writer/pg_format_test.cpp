@@ -1,0 +1,65 @@
+// Unit: the text the writer hands PostgreSQL (COPY fields, array literals, timestamps).
+#include <gtest/gtest.h>
+
+#include "webmon/writer/pg_format.hpp"
+
+namespace webmon::writer {
+namespace {
+
+TEST(PgFormat, TimestampIsUtcWithMilliseconds) {
+  EXPECT_EQ(format_pg_timestamp(SysMillis(std::chrono::milliseconds(1'714'564'800'123))),
+            "2024-05-01 12:00:00.123+00");
+  EXPECT_EQ(format_pg_timestamp(SysMillis(std::chrono::milliseconds(0))), "1970-01-01 00:00:00.000+00");
+  const auto t = parse_rfc3339("2024-02-29T23:59:59.999Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(format_pg_timestamp(*t), "2024-02-29 23:59:59.999+00");
+}
+
+TEST(PgFormat, ArrayLiteralQuotesAndEscapes) {
+  EXPECT_EQ(pg_text_array({}), "{}");
+  EXPECT_EQ(pg_text_array({"a", "b c", "q\"u\\o", "NULL", ""}), R"({"a","b c","q\"u\\o","NULL",""})");
+}
+
+TEST(PgFormat, CopyRowFollowsTheColumns) {
+  CheckResult r;
+  r.target = "t";
+  r.url = "http://t/";
+  r.scheduled_at = SysMillis(std::chrono::milliseconds(1'714'564'800'000));
+  r.started_at = r.scheduled_at;
+  r.timings.total = 0.25;
+  r.error = ErrorClass::timeout;
+  r.error_detail = "deadline of 10s";
+  r.peer = "[::1]:8080";
+  r.redirects = 2;
+  const auto row = copy_row(r, 7, 3);
+  auto col = [&](std::string_view name) {
+    for (std::size_t i = 0; i < kCheckColumns.size(); ++i) {
+      if (kCheckColumns[i] == name) return row[i];
+    }
+    ADD_FAILURE() << name;
+    return std::optional<std::string>();
+  };
+  EXPECT_EQ(col("scheduled_at"), "2024-05-01 12:00:00.000+00");
+  EXPECT_EQ(col("target_id"), "7");
+  EXPECT_EQ(col("checker_id"), "3");
+  EXPECT_EQ(col("total_time"), "0.25");
+  EXPECT_EQ(col("http_status"), std::nullopt);
+  EXPECT_EQ(col("http_response_time"), std::nullopt);
+  EXPECT_EQ(col("error"), "4");
+  EXPECT_EQ(col("error_detail"), "deadline of 10s");
+  EXPECT_EQ(col("ok"), "f");
+  EXPECT_EQ(col("regexp_match"), std::nullopt);
+  EXPECT_EQ(col("peer"), "::1");
+  EXPECT_EQ(col("peer_port"), "8080");
+  EXPECT_EQ(col("redirects"), "2");
+  EXPECT_EQ(col("tls_cert_not_after"), std::nullopt);
+}
+
+TEST(PgFormat, ErrorClassIdsMatchTheErrorClassesTable) {
+  EXPECT_EQ(error_class_id(ErrorClass::none), std::nullopt);
+  EXPECT_EQ(error_class_id(ErrorClass::dns), 1);
+  EXPECT_EQ(error_class_id(ErrorClass::too_many_redirects), 6);
+}
+
+}  // namespace
+}  // namespace webmon::writer
