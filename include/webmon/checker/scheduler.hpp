@@ -1,0 +1,66 @@
+// Runs every target's fixed-rate schedule on N io_contexts, one thread each, with targets sharded
+// by a stable hash of their name, so each target lives on one thread and the probe path needs no
+// locks. One steady_timer and one coroutine per target; at most one probe of a target at a time
+// (a due probe that finds the previous one running is skipped and counted); a cap on probes in
+// flight per shard (a probe held back still reports when it was due and when it started).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "webmon/common/check_result.hpp"
+#include "webmon/common/config.hpp"
+
+namespace webmon::checker {
+
+class CheckerMetrics;
+
+// Probes one target (the real one is run_probe with the current ProbeContext bound in).
+using ProbeFn = std::function<boost::asio::awaitable<CheckResult>(std::shared_ptr<const TargetConfig>)>;
+// Receives each finished result, on the shard's thread; must not block (Producer::publish).
+using ResultFn = std::function<void(const CheckResult&)>;
+
+struct SchedulerOptions {
+  unsigned threads = 1;
+  std::size_t max_in_flight = 10000;  // over all shards
+  std::string instance_id;            // the `checker` field
+};
+
+class Scheduler {
+ public:
+  Scheduler(SchedulerOptions options, ResultFn on_result, CheckerMetrics& metrics);
+  ~Scheduler();  // stop(0) if still running
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Starts the shard threads.
+  void start();
+
+  // Makes `targets` the running set, by name: new ones start on their phase, removed ones stop
+  // (a probe in flight still reports), changed ones take the new config (and a new phase when the
+  // interval changed); unchanged ones are not touched. `probe` replaces the probe function for all.
+  // Returns at once; the shards apply it on their threads.
+  void apply(const std::vector<TargetConfig>& targets, ProbeFn probe);
+
+  // Stops scheduling, lets probes in flight finish for up to `drain_limit` (their own deadlines
+  // bound them), then stops the threads. Returns the number of probes still in flight when it gave up.
+  std::size_t stop(std::chrono::milliseconds drain_limit);
+
+  std::size_t in_flight() const noexcept;
+  std::uint64_t skipped() const noexcept;
+  std::uint64_t started() const noexcept;
+
+ private:
+  class Shard;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  bool running_ = false;
+};
+
+}  // namespace webmon::checker

@@ -1,0 +1,188 @@
+#include "webmon/checker/checker.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "webmon/checker/metrics.hpp"
+#include "webmon/checker/probe.hpp"
+#include "webmon/checker/producer.hpp"
+#include "webmon/checker/scheduler.hpp"
+#include "webmon/common/metrics_server.hpp"
+#include "webmon/common/service.hpp"
+
+namespace webmon::checker {
+namespace asio = boost::asio;
+
+namespace {
+
+ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx) {
+  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target) {
+    return run_probe(std::move(target), ctx);
+  };
+}
+
+// The longest a probe in flight can still take: its timeout (plus a little for scheduling).
+std::chrono::milliseconds drain_limit(const Config& cfg) {
+  std::chrono::nanoseconds longest{0};
+  for (const auto& t : cfg.targets) longest = std::max(longest, t.timeout);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(longest) + std::chrono::seconds(2);
+}
+
+class CheckerProcess {
+ public:
+  CheckerProcess(Config config, std::filesystem::path path)
+      : config_(std::move(config)), path_(std::move(path)), metrics_(config_.checker.per_target_metrics),
+        producer_(config_.kafka, config_.checker.instance_id, metrics_),
+        scheduler_({config_.checker.threads, config_.checker.max_in_flight, config_.checker.instance_id},
+                   [this](const CheckResult& r) { producer_.publish(r); }, metrics_),
+        signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {}
+
+  int run() {
+    auto ctx = ProbeContext::for_targets(config_.targets);  // TlsSetupError is fatal at first start
+    producer_.start();
+    if (!config_.checker.metrics_listen.empty()) {
+      metrics_server_.emplace(metrics_.registry(), [this] { return producer_.connected(); });
+      metrics_server_->start(config_.checker.metrics_listen);
+      spdlog::info("metrics on http://{}/metrics", metrics_server_->local_endpoint());
+    }
+    scheduler_.start();
+    scheduler_.apply(config_.targets, probe_fn(std::move(ctx)));
+    metrics_.targets.Set(static_cast<double>(config_.targets.size()));
+    spdlog::info("webmon-checker started: {} targets, {} threads, topic {} on {}, instance {}",
+                 config_.targets.size(), config_.checker.threads, config_.kafka.topic,
+                 config_.kafka.bootstrap_servers, config_.checker.instance_id);
+
+    wait_signal();
+    if (const auto every = service::watchdog_interval()) feed_watchdog(*every / 2);
+    service::notify_ready();
+    io_.run();
+    return shutdown();
+  }
+
+ private:
+  void wait_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload();
+        wait_signal();
+        return;
+      }
+      spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      watchdog_.cancel();
+      io_.stop();
+    });
+  }
+
+  void feed_watchdog(std::chrono::microseconds every) {
+    service::notify_watchdog();
+    watchdog_.expires_after(every);
+    watchdog_.async_wait([this, every](const boost::system::error_code& ec) {
+      if (!ec) feed_watchdog(every);
+    });
+  }
+
+  // A new file is validated completely before anything changes; a bad one keeps the old config.
+  void reload() {
+    service::notify_reloading();
+    spdlog::info("SIGHUP: reloading {}", path_.string());
+    auto load = load_config(path_, Component::checker);
+    if (!load.ok()) {
+      for (const auto& e : load.errors) spdlog::error("reload: {}", e.to_string());
+      spdlog::error("reload failed: {} error(s); the previous config keeps running", load.errors.size());
+      metrics_.reloads_failed.Increment();
+      service::notify_ready();
+      return;
+    }
+    Config next = std::move(*load.config);
+    std::shared_ptr<const ProbeContext> ctx;
+    try {
+      ctx = ProbeContext::for_targets(next.targets);
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed: {}; the previous config keeps running", e.what());
+      metrics_.reloads_failed.Increment();
+      service::notify_ready();
+      return;
+    }
+    warn_needs_restart(next);
+    const auto added_changed_removed = diff_summary(config_.targets, next.targets);
+    scheduler_.apply(next.targets, probe_fn(std::move(ctx)));
+    metrics_.targets.Set(static_cast<double>(next.targets.size()));
+    metrics_.reloads_ok.Increment();
+    config_.targets = std::move(next.targets);
+    spdlog::info("reloaded: {} targets ({})", config_.targets.size(), added_changed_removed);
+    service::notify_ready();
+  }
+
+  void warn_needs_restart(const Config& next) const {
+    const auto& a = config_;
+    if (a.kafka.bootstrap_servers != next.kafka.bootstrap_servers || a.kafka.topic != next.kafka.topic ||
+        a.kafka.security_protocol != next.kafka.security_protocol || a.kafka.properties != next.kafka.properties ||
+        a.checker.threads != next.checker.threads || a.checker.max_in_flight != next.checker.max_in_flight ||
+        a.checker.metrics_listen != next.checker.metrics_listen || a.checker.instance_id != next.checker.instance_id) {
+      spdlog::warn("reload: changes to the kafka and checker sections take effect at the next restart; "
+                   "targets were reloaded");
+    }
+  }
+
+  static std::string diff_summary(const std::vector<TargetConfig>& before, const std::vector<TargetConfig>& after) {
+    std::size_t added = 0, changed = 0, removed = 0;
+    std::unordered_map<std::string_view, const TargetConfig*> old;
+    for (const auto& t : before) old.emplace(t.name, &t);
+    for (const auto& t : after) {
+      auto it = old.find(t.name);
+      if (it == old.end()) {
+        ++added;
+        continue;
+      }
+      if (!it->second->same_probe(t) || it->second->interval != t.interval) ++changed;
+      old.erase(it);
+    }
+    removed = old.size();
+    return fmt::format("{} added, {} changed, {} removed", added, changed, removed);
+  }
+
+  // Stop scheduling, let probes in flight end (bounded by their deadlines), flush Kafka (bounded).
+  int shutdown() {
+    service::notify_stopping();
+    const auto left = scheduler_.stop(drain_limit(config_));
+    if (left > 0) spdlog::warn("{} probes still in flight at shutdown were abandoned", left);
+    const int undelivered = producer_.flush(std::chrono::seconds(10));
+    if (undelivered > 0) {
+      spdlog::error("{} results not delivered to Kafka within 10 s of shutdown: lost", undelivered);
+    }
+    if (metrics_server_) metrics_server_->stop();
+    spdlog::info("webmon-checker stopped: {} probes started, {} skipped, {} dropped", scheduler_.started(),
+                 scheduler_.skipped(), producer_.dropped());
+    return 0;
+  }
+
+  Config config_;
+  std::filesystem::path path_;
+  CheckerMetrics metrics_;
+  Producer producer_;
+  Scheduler scheduler_;
+  std::optional<MetricsServer> metrics_server_;
+  asio::io_context io_{1};
+  asio::signal_set signals_;
+  asio::steady_timer watchdog_;
+};
+
+}  // namespace
+
+int run_checker(Config config, std::filesystem::path config_path) {
+  CheckerProcess process(std::move(config), std::move(config_path));
+  return process.run();
+}
+
+}  // namespace webmon::checker

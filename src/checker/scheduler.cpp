@@ -1,0 +1,274 @@
+#include "webmon/checker/scheduler.hpp"
+
+#include <deque>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "webmon/checker/metrics.hpp"
+#include "webmon/checker/schedule.hpp"
+
+namespace webmon::checker {
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+
+namespace {
+
+Nanos steady_now() { return std::chrono::duration_cast<Nanos>(steady_clock::now().time_since_epoch()); }
+
+double seconds(Nanos d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+// One io_context, one thread, and the targets that hash to it. Everything below is touched only on
+// that thread, except the atomics read by the owner for stop() and metrics.
+class Scheduler::Shard {
+ public:
+  Shard(std::size_t cap, const SchedulerOptions& options, ResultFn on_result, CheckerMetrics& metrics)
+      : cap_(cap), instance_id_(options.instance_id), on_result_(std::move(on_result)), metrics_(metrics),
+        duration_(duration_buckets()), lateness_(duration_buckets()), flush_timer_(io_) {}
+
+  void start() {
+    thread_ = std::thread([this] {
+      auto guard = asio::make_work_guard(io_);
+      io_.run();
+    });
+    asio::co_spawn(io_, flush_loop(), asio::detached);
+  }
+
+  void apply(std::vector<TargetConfig> targets, ProbeFn probe) {
+    asio::post(io_, [this, targets = std::move(targets), probe = std::move(probe)]() mutable {
+      apply_here(std::move(targets), std::move(probe));
+    });
+  }
+
+  void begin_stop() {
+    asio::post(io_, [this] {
+      stopping_ = true;
+      for (auto& [name, slot] : slots_) slot->timer.cancel();
+      waiting_.clear();
+      flush_timer_.cancel();
+      flush_metrics();
+    });
+  }
+
+  void join() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  std::uint64_t skipped() const noexcept { return skipped_.load(std::memory_order_relaxed); }
+  std::uint64_t started() const noexcept { return started_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Slot {
+    Slot(asio::io_context& io, std::shared_ptr<const TargetConfig> c, Nanos now)
+        : cfg(std::move(c)), schedule(cfg->name, cfg->interval, now), timer(io) {}
+    std::shared_ptr<const TargetConfig> cfg;
+    TargetSchedule schedule;
+    asio::steady_timer timer;
+    bool removed = false;
+  };
+  struct Waiting {
+    std::shared_ptr<Slot> slot;
+    Nanos due;
+  };
+
+  void apply_here(std::vector<TargetConfig> targets, ProbeFn probe) {
+    probe_ = std::move(probe);
+    if (stopping_) return;
+    std::unordered_map<std::string, std::shared_ptr<Slot>> next;
+    next.reserve(targets.size());
+    const Nanos now = steady_now();
+    for (auto& t : targets) {
+      auto cfg = std::make_shared<const TargetConfig>(std::move(t));
+      auto it = slots_.find(cfg->name);
+      if (it == slots_.end()) {
+        auto slot = std::make_shared<Slot>(io_, cfg, now);
+        asio::co_spawn(io_, target_loop(slot), asio::detached);
+        next.emplace(cfg->name, std::move(slot));
+        continue;
+      }
+      auto slot = it->second;
+      slots_.erase(it);
+      if (!slot->cfg->same_probe(*cfg) || slot->cfg->interval != cfg->interval) {
+        const bool new_phase = slot->cfg->interval != cfg->interval;
+        slot->cfg = cfg;
+        if (new_phase) {
+          slot->schedule.reset(cfg->name, cfg->interval, now);
+          slot->timer.cancel();  // the loop re-arms on the new phase
+        }
+      }
+      next.emplace(slot->cfg->name, std::move(slot));
+    }
+    for (auto& [name, slot] : slots_) {  // what is left was removed
+      slot->removed = true;
+      slot->timer.cancel();
+      metrics_.forget_target(name);
+    }
+    slots_ = std::move(next);
+  }
+
+  asio::awaitable<void> target_loop(std::shared_ptr<Slot> slot) {
+    while (!slot->removed && !stopping_) {
+      slot->timer.expires_at(steady_clock::time_point(
+          std::chrono::duration_cast<steady_clock::duration>(slot->schedule.next_due())));
+      co_await slot->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (slot->removed || stopping_) break;
+      const auto fire = slot->schedule.fire(steady_now());
+      if (fire.skipped) {
+        skipped_.fetch_add(fire.skipped, std::memory_order_relaxed);
+        metrics_.skipped.Increment(static_cast<double>(fire.skipped));
+      }
+      if (fire.start) admit(slot, fire.due);
+    }
+  }
+
+  // The in-flight cap: start now, or queue in due order.
+  void admit(const std::shared_ptr<Slot>& slot, Nanos due) {
+    if (in_flight_.load(std::memory_order_relaxed) < cap_) {
+      launch(slot, due);
+    } else {
+      waiting_.push_back({slot, due});
+    }
+  }
+
+  void launch(std::shared_ptr<Slot> slot, Nanos due) {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    started_.fetch_add(1, std::memory_order_relaxed);
+    metrics_.in_flight.Increment();
+    asio::co_spawn(io_, probe_once(std::move(slot), due), asio::detached);
+  }
+
+  asio::awaitable<void> probe_once(std::shared_ptr<Slot> slot, Nanos due) {
+    // Wall-clock times for the message, read together with the steady clock they map from.
+    const auto sys_now = std::chrono::system_clock::now();
+    const Nanos start = steady_now();
+    const auto started_at = std::chrono::time_point_cast<std::chrono::milliseconds>(sys_now);
+    const auto scheduled_at = std::chrono::time_point_cast<std::chrono::milliseconds>(
+        sys_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(start - due));
+    lateness_.observe(seconds(start - due));
+
+    auto cfg = slot->cfg;
+    CheckResult r;
+    try {
+      r = co_await probe_(cfg);
+    } catch (const std::exception& e) {
+      // run_probe does not throw; should anything else, the target still gets its result.
+      r = CheckResult{};
+      r.url = cfg->url;
+      r.error = ErrorClass::protocol;
+      r.error_detail = std::string("internal error: ") + e.what();
+      r.timings.total = seconds(steady_now() - start);
+    }
+    r.target = cfg->name;
+    r.scheduled_at = scheduled_at;
+    r.started_at = started_at;
+    r.checker = instance_id_;
+    duration_.observe(r.timings.total);
+    metrics_.probes(r).Increment();
+    metrics_.observe_target(r);
+    on_result_(r);
+
+    slot->schedule.probe_finished();
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    metrics_.in_flight.Decrement();
+    while (!waiting_.empty() && in_flight_.load(std::memory_order_relaxed) < cap_) {
+      auto w = std::move(waiting_.front());
+      waiting_.pop_front();
+      if (!w.slot->removed && !stopping_) launch(std::move(w.slot), w.due);
+    }
+  }
+
+  asio::awaitable<void> flush_loop() {
+    while (!stopping_) {
+      flush_timer_.expires_after(std::chrono::seconds(1));
+      co_await flush_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      flush_metrics();
+    }
+  }
+
+  void flush_metrics() {
+    duration_.flush_into(metrics_.probe_duration);
+    lateness_.flush_into(metrics_.lateness);
+  }
+
+  asio::io_context io_{1};  // first: destroyed last, after everything that holds its timers
+  std::thread thread_;
+  std::size_t cap_;
+  std::string instance_id_;
+  ResultFn on_result_;
+  CheckerMetrics& metrics_;
+  ProbeFn probe_;
+  std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
+  std::deque<Waiting> waiting_;
+  bool stopping_ = false;
+  std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::uint64_t> skipped_{0};
+  std::atomic<std::uint64_t> started_{0};
+  LocalHistogram duration_;
+  LocalHistogram lateness_;
+  asio::steady_timer flush_timer_;
+};
+
+Scheduler::Scheduler(SchedulerOptions options, ResultFn on_result, CheckerMetrics& metrics) {
+  const unsigned n = std::max(1u, options.threads);
+  const std::size_t cap = std::max<std::size_t>(1, (options.max_in_flight + n - 1) / n);
+  for (unsigned i = 0; i < n; ++i) shards_.push_back(std::make_unique<Shard>(cap, options, on_result, metrics));
+}
+
+Scheduler::~Scheduler() {
+  if (running_) stop(std::chrono::milliseconds(0));
+}
+
+void Scheduler::start() {
+  for (auto& s : shards_) s->start();
+  running_ = true;
+}
+
+void Scheduler::apply(const std::vector<TargetConfig>& targets, ProbeFn probe) {
+  std::vector<std::vector<TargetConfig>> per_shard(shards_.size());
+  for (const auto& t : targets) per_shard[stable_hash(t.name) % shards_.size()].push_back(t);
+  for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->apply(std::move(per_shard[i]), probe);
+}
+
+std::size_t Scheduler::stop(std::chrono::milliseconds drain_limit) {
+  if (!running_) return 0;
+  for (auto& s : shards_) s->begin_stop();
+  const auto until = steady_clock::now() + drain_limit;
+  while (in_flight() > 0 && steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const std::size_t left = in_flight();
+  for (auto& s : shards_) s->join();
+  running_ = false;
+  return left;
+}
+
+std::size_t Scheduler::in_flight() const noexcept {
+  std::size_t n = 0;
+  for (const auto& s : shards_) n += s->in_flight();
+  return n;
+}
+
+std::uint64_t Scheduler::skipped() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& s : shards_) n += s->skipped();
+  return n;
+}
+
+std::uint64_t Scheduler::started() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& s : shards_) n += s->started();
+  return n;
+}
+
+}  // namespace webmon::checker

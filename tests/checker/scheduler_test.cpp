@@ -1,0 +1,253 @@
+// Unit: the fixed-rate schedule (plain numbers, no clock) and the scheduler running real timers
+// with a probe function that stands in for the network (probe tests cover the network).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "support/stack.hpp"
+#include "webmon/checker/metrics.hpp"
+#include "webmon/checker/schedule.hpp"
+#include "webmon/checker/scheduler.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using webmon::CheckResult;
+using webmon::TargetConfig;
+using webmon::checker::first_due_at_or_after;
+using webmon::checker::Nanos;
+using webmon::checker::phase_offset;
+using webmon::checker::TargetSchedule;
+
+TEST(ScheduleArithmetic, OffsetIsStableWithinTheIntervalAndSpreadsNames) {
+  const Nanos interval = 30s;
+  std::set<Nanos::rep> offsets;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string name = "site-" + std::to_string(i);
+    const auto off = phase_offset(name, interval);
+    EXPECT_GE(off, Nanos{0});
+    EXPECT_LT(off, interval);
+    EXPECT_EQ(off, phase_offset(name, interval)) << "same name, same offset";
+    offsets.insert(off.count());
+  }
+  EXPECT_EQ(offsets.size(), 1000u) << "1000 names should not collide on a 30 s phase in ns";
+  // FNV-1a of "a" is 0xaf63dc4c8601ec8c: the offset does not depend on the build or the run.
+  EXPECT_EQ(webmon::checker::stable_hash("a"), 0xaf63dc4c8601ec8cull);
+}
+
+TEST(ScheduleArithmetic, FirstDueIsTheNextSlotOnThePhase) {
+  EXPECT_EQ(first_due_at_or_after(Nanos{0}, Nanos{7}, Nanos{10}), Nanos{7});
+  EXPECT_EQ(first_due_at_or_after(Nanos{7}, Nanos{7}, Nanos{10}), Nanos{7});
+  EXPECT_EQ(first_due_at_or_after(Nanos{8}, Nanos{7}, Nanos{10}), Nanos{17});
+  EXPECT_EQ(first_due_at_or_after(Nanos{1000}, Nanos{7}, Nanos{10}), Nanos{1007});
+}
+
+TEST(TargetSchedule, FixedRateDoesNotDriftWhenTimersFireLate) {
+  TargetSchedule s("example", 10s, Nanos{0});
+  const Nanos first = s.next_due();
+  EXPECT_EQ(first, phase_offset("example", 10s));
+  for (int k = 0; k < 100; ++k) {
+    // Every timer fires 3 ms late and the probe ends before the next one is due.
+    const auto fire = s.fire(s.next_due() + 3ms);
+    ASSERT_TRUE(fire.start);
+    EXPECT_EQ(fire.skipped, 0u);
+    EXPECT_EQ(fire.due, first + Nanos{10s} * k) << "due(k) = offset + k * interval, whatever the lateness";
+    s.probe_finished();
+  }
+}
+
+TEST(TargetSchedule, ADueProbeIsSkippedWhileThePreviousOneRuns) {
+  TargetSchedule s("slow", 1s, Nanos{0});
+  const Nanos first = s.next_due();
+  auto f1 = s.fire(first);
+  ASSERT_TRUE(f1.start);
+  auto f2 = s.fire(s.next_due());  // previous probe still running
+  EXPECT_FALSE(f2.start);
+  EXPECT_EQ(f2.skipped, 1u);
+  s.probe_finished();
+  auto f3 = s.fire(s.next_due());
+  EXPECT_TRUE(f3.start);
+  EXPECT_EQ(f3.due, first + 2s);
+}
+
+TEST(TargetSchedule, FallingBehindSkipsTheMissedSlotsAndRunsTheLatest) {
+  TargetSchedule s("stalled", 1s, Nanos{0});
+  const Nanos first = s.next_due();
+  const auto f = s.fire(first + 3500ms);  // the loop was stalled for 3.5 intervals
+  EXPECT_TRUE(f.start);
+  EXPECT_EQ(f.skipped, 3u);
+  EXPECT_EQ(f.due, first + 3s);
+  EXPECT_EQ(s.next_due(), first + 4s);
+}
+
+TEST(TargetSchedule, AnIntervalChangeMovesToTheNewPhaseAndKeepsTheRunningProbe) {
+  TargetSchedule s("changed", 10s, Nanos{0});
+  (void)s.fire(s.next_due());
+  s.reset("changed", 4s, Nanos{100s});
+  EXPECT_EQ(s.next_due(), first_due_at_or_after(Nanos{100s}, phase_offset("changed", 4s), 4s));
+  EXPECT_TRUE(s.probe_running());
+  EXPECT_FALSE(s.fire(s.next_due()).start);
+}
+
+// ---- the scheduler with real timers
+
+struct Recorder {
+  std::mutex m;
+  std::map<std::string, std::vector<CheckResult>> by_target;
+  std::atomic<int> concurrent{0};
+  std::atomic<int> max_concurrent{0};
+  std::map<std::string, int> running;  // under m
+  bool overlap = false;                // under m
+
+  std::size_t count(const std::string& t) {
+    std::lock_guard l(m);
+    return by_target[t].size();
+  }
+};
+
+boost::asio::awaitable<CheckResult> fake_probe(std::shared_ptr<const TargetConfig> t, std::shared_ptr<Recorder> rec,
+                                               std::chrono::milliseconds takes) {
+  {
+    std::lock_guard l(rec->m);
+    if (++rec->running[t->name] > 1) rec->overlap = true;
+  }
+  const int now = ++rec->concurrent;
+  int seen = rec->max_concurrent.load();
+  while (now > seen && !rec->max_concurrent.compare_exchange_weak(seen, now)) {
+  }
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, takes);
+  co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  --rec->concurrent;
+  {
+    std::lock_guard l(rec->m);
+    --rec->running[t->name];
+  }
+  CheckResult r;
+  r.url = t->url;
+  r.http_status = 200;
+  r.ok = true;
+  r.timings.total = std::chrono::duration<double>(takes).count();
+  co_return r;
+}
+
+TargetConfig target(const std::string& name, std::chrono::milliseconds interval) {
+  TargetConfig t;
+  t.name = name;
+  t.url = "http://127.0.0.1/" + name;
+  t.interval = interval;
+  t.timeout = interval;
+  return t;
+}
+
+struct SchedulerHarness {
+  explicit SchedulerHarness(unsigned threads, std::size_t cap = 10000)
+      : metrics(false),
+        scheduler({threads, cap, "test-instance"},
+                  [rec = rec](const CheckResult& r) {
+                    std::lock_guard l(rec->m);
+                    rec->by_target[r.target].push_back(r);
+                  },
+                  metrics) {
+    scheduler.start();
+  }
+  webmon::checker::ProbeFn probe(std::chrono::milliseconds takes) {
+    return [rec = rec, takes](std::shared_ptr<const TargetConfig> t) { return fake_probe(std::move(t), rec, takes); };
+  }
+  std::shared_ptr<Recorder> rec = std::make_shared<Recorder>();
+  webmon::checker::CheckerMetrics metrics;
+  webmon::checker::Scheduler scheduler;
+};
+
+TEST(Scheduler, EveryResultIsOnItsTargetsFixedRateGrid) {
+  SchedulerHarness h(2);
+  std::vector<TargetConfig> targets;
+  for (int i = 0; i < 20; ++i) targets.push_back(target("t" + std::to_string(i), 100ms));
+  h.scheduler.apply(targets, h.probe(5ms));
+  ASSERT_TRUE(webmon::test::eventually([&] {
+    for (const auto& t : targets)
+      if (h.rec->count(t.name) < 5) return false;
+    return true;
+  }));
+  EXPECT_EQ(h.scheduler.stop(5s), 0u);
+  std::lock_guard l(h.rec->m);
+  for (const auto& t : targets) {
+    const auto& rs = h.rec->by_target[t.name];
+    for (std::size_t i = 1; i < rs.size(); ++i) {
+      const auto step = rs[i].scheduled_at - rs[i - 1].scheduled_at;
+      // Millisecond rounding of two wall-clock readings: a step is k * 100 ms, +-1 ms.
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(step).count();
+      EXPECT_LE(std::abs(ms - (ms + 50) / 100 * 100), 1) << t.name << " step " << ms << " ms";
+      EXPECT_GE(ms, 99);
+    }
+    for (const auto& r : rs) {
+      EXPECT_EQ(r.target, t.name);
+      EXPECT_EQ(r.checker, "test-instance");
+      EXPECT_GE(r.started_at, r.scheduled_at);
+    }
+  }
+  EXPECT_FALSE(h.rec->overlap);
+}
+
+TEST(Scheduler, NeverTwoProbesOfOneTargetAndOverrunsAreSkipped) {
+  SchedulerHarness h(1);
+  h.scheduler.apply({target("slow", 50ms)}, h.probe(170ms));  // each probe spans 3-4 due times
+  ASSERT_TRUE(webmon::test::eventually([&] { return h.rec->count("slow") >= 3; }));
+  h.scheduler.stop(5s);
+  EXPECT_FALSE(h.rec->overlap) << "two probes of one target ran at once";
+  EXPECT_GE(h.scheduler.skipped(), 3u * 2) << "each 170 ms probe overruns at least two 50 ms slots";
+  EXPECT_GE(h.metrics.skipped.Value(), 6.0);
+}
+
+TEST(Scheduler, TheInFlightCapHoldsProbesBackButKeepsTheirDueTime) {
+  SchedulerHarness h(1, 1);
+  std::vector<TargetConfig> targets;
+  for (int i = 0; i < 4; ++i) targets.push_back(target("capped" + std::to_string(i), 1000ms));
+  h.scheduler.apply(targets, h.probe(30ms));
+  ASSERT_TRUE(webmon::test::eventually([&] {
+    for (const auto& t : targets)
+      if (h.rec->count(t.name) < 2) return false;
+    return true;
+  }));
+  h.scheduler.stop(5s);
+  EXPECT_EQ(h.rec->max_concurrent.load(), 1);
+  std::lock_guard l(h.rec->m);
+  for (const auto& t : targets)
+    for (const auto& r : h.rec->by_target[t.name]) EXPECT_GE(r.started_at, r.scheduled_at);
+}
+
+TEST(Scheduler, ReloadTouchesOnlyWhatChanged) {
+  SchedulerHarness h(2);
+  h.scheduler.apply({target("stays", 100ms), target("goes", 100ms), target("changes", 100ms)}, h.probe(1ms));
+  ASSERT_TRUE(webmon::test::eventually([&] { return h.rec->count("goes") >= 2 && h.rec->count("changes") >= 2; }));
+
+  h.scheduler.apply({target("stays", 100ms), target("changes", 300ms), target("arrives", 100ms)}, h.probe(1ms));
+  ASSERT_TRUE(webmon::test::eventually([&] { return h.rec->count("arrives") >= 2; }));
+  const auto goes_after_reload = h.rec->count("goes");
+  const auto changes_before = h.rec->count("changes");
+  ASSERT_TRUE(webmon::test::eventually([&] { return h.rec->count("changes") >= changes_before + 3; }));
+  EXPECT_LE(h.rec->count("goes"), goes_after_reload) << "a removed target is not probed any more";
+  h.scheduler.stop(5s);
+
+  std::lock_guard l(h.rec->m);
+  // "stays" keeps its grid across the reload: every step a multiple of 100 ms.
+  const auto& stays = h.rec->by_target["stays"];
+  for (std::size_t i = 1; i < stays.size(); ++i) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(stays[i].scheduled_at - stays[i - 1].scheduled_at).count();
+    EXPECT_LE(std::abs(ms - (ms + 50) / 100 * 100), 1) << "stays step " << ms;
+  }
+  // "changes" ends on the new 300 ms grid.
+  const auto& ch = h.rec->by_target["changes"];
+  const auto last = std::chrono::duration_cast<std::chrono::milliseconds>(ch[ch.size() - 1].scheduled_at - ch[ch.size() - 2].scheduled_at).count();
+  EXPECT_LE(std::abs(last - (last + 150) / 300 * 300), 1) << "changes step " << last;
+}
+
+}  // namespace

@@ -1,0 +1,57 @@
+#include "support/kafka_topic.hpp"
+
+#include <array>
+#include <stdexcept>
+
+#include "support/stack.hpp"
+#include "webmon/common/kafka.hpp"
+
+namespace webmon::test {
+
+std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_records,
+                                    std::chrono::milliseconds quiet, std::chrono::milliseconds limit) {
+  kafka::ConfPtr conf(rd_kafka_conf_new());
+  kafka::set(conf.get(), "bootstrap.servers", kafka_bootstrap());
+  kafka::set(conf.get(), "group.id", unique_name("reader"));
+  kafka::set(conf.get(), "auto.offset.reset", "earliest");
+  kafka::set(conf.get(), "enable.auto.commit", "false");
+  std::array<char, 512> err{};
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err.data(), err.size()));
+  if (!rk) throw std::runtime_error(err.data());
+  (void)conf.release();  // rd_kafka_new took ownership
+  rd_kafka_poll_set_consumer(rk.get());
+  kafka::TopicPartitionListPtr sub(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(sub.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (rd_kafka_subscribe(rk.get(), sub.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("subscribe");
+
+  std::vector<KafkaRecord> out;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_new = start;
+  while (true) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start > limit) break;
+    if (out.size() >= min_records && now - last_new > quiet) break;
+    kafka::MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 200));
+    if (!msg || msg->err) continue;
+    KafkaRecord r;
+    if (msg->key) r.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+    if (msg->payload) r.value.assign(static_cast<const char*>(msg->payload), msg->len);
+    r.partition = msg->partition;
+    r.offset = msg->offset;
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(msg.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+        r.headers[name] = value ? std::string(static_cast<const char*>(value), size) : std::string();
+      }
+    }
+    out.push_back(std::move(r));
+    last_new = std::chrono::steady_clock::now();
+  }
+  rd_kafka_consumer_close(rk.get());
+  return out;
+}
+
+}  // namespace webmon::test

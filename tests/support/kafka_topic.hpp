@@ -1,0 +1,27 @@
+// Reads a topic of the real Kafka back the way a user would: every record from the beginning,
+// with key, value, headers, partition and offset.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace webmon::test {
+
+struct KafkaRecord {
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+  int partition = 0;
+  std::int64_t offset = 0;
+};
+
+// Consumes `topic` from the earliest offset (a fresh consumer group) until at least `min_records`
+// arrived and then no new record for `quiet`, or until `limit` passed.
+std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_records,
+                                    std::chrono::milliseconds quiet = std::chrono::seconds(3),
+                                    std::chrono::milliseconds limit = std::chrono::seconds(90));
+
+}  // namespace webmon::test
