@@ -53,7 +53,6 @@ class CheckerProcess {
     if (!config_.checker.metrics_listen.empty()) {
       metrics_server_.emplace(metrics_.registry(), [this] { return producer_.connected(); });
       metrics_server_->start(config_.checker.metrics_listen);
-      spdlog::info("metrics on http://{}/metrics", metrics_server_->local_endpoint());
     }
     scheduler_.start();
     scheduler_.apply(config_.targets, probe_fn(std::move(ctx)));
