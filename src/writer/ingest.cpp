@@ -335,6 +335,12 @@ void Ingestor::check_kafka() {
 }
 
 void Ingestor::run() {
+  try {
+    kafka::ensure_topic(rk_.get(), config_.kafka.topic, config_.kafka.topic_partitions, 10000);
+  } catch (const std::exception& e) {
+    // The checker creates it too; subscribing to a missing topic just waits for it.
+    spdlog::warn("{}", e.what());
+  }
   {
     kafka::TopicPartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(topics.get(), config_.kafka.topic.c_str(), RD_KAFKA_PARTITION_UA);

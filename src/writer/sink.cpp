@@ -175,7 +175,7 @@ PgSink::Result PgSink::write(const Batch& batch) {
   }
   if (!batch.dead_letters.empty()) {
     pqxx::stream_to copy(tx, "dead_letters",
-                         std::vector<std::string>{"topic", "partition", "offset", "reason", "key", "value"});
+                         std::vector<std::string>{"topic", "\"partition\"", "\"offset\"", "reason", "key", "value"});
     for (const auto& d : batch.dead_letters) {
       copy << std::make_tuple(d.topic, std::to_string(d.partition), std::to_string(d.offset), d.reason,
                               d.key ? std::optional<std::string>(hex_bytea(*d.key)) : std::nullopt,

@@ -1,0 +1,200 @@
+// Integration, with the real Kafka and PostgreSQL from scripts/stack and the real webmon-writer:
+// messages produced to a fresh topic end up in check_results exactly as sent, garbage in
+// dead_letters, the schema is applied once, and a changed applied migration is refused.
+#include <csignal>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "webmon/writer/migrations.hpp"
+#include "webmon/writer/pg_format.hpp"
+#include "writer_fixture.hpp"
+
+namespace webmon::writer::test {
+namespace {
+
+using namespace std::chrono_literals;
+using webmon::test::eventually;
+using webmon::test::TempDir;
+using webmon::test::unique_name;
+
+std::string opt_text(const pqxx::field& f) { return f.is_null() ? "NULL" : f.c_str(); }
+
+std::string expected_real(const std::optional<double>& v) {
+  if (!v) return "NULL";
+  std::ostringstream s;
+  s << static_cast<float>(*v);
+  return s.str();
+}
+
+TEST(WriterWithKafkaAndPostgres, RowsInCheckResultsMatchWhatWasSent) {
+  TestDatabase db;
+  TempDir dir;
+  const auto topic = unique_name("wt_topic");
+  Producer producer;
+  producer.create_topic(topic, 3);
+  constexpr int kMessages = 600;
+  std::vector<CheckResult> sent;
+  for (int i = 0; i < kMessages; ++i) {
+    sent.push_back(make_check(i, 7));
+    producer.produce(topic, sent.back().target, encode_check_result(sent.back()));
+  }
+  producer.produce(topic, std::string("broken"), std::string("{\"schema_version\":1,\"target\":"));
+  producer.produce(topic, std::string("tomb"), std::nullopt);
+  producer.flush();
+
+  WriterOptions options;
+  options.batch_max_rows = 100;
+  Writer writer(dir.path(), "writer", topic, unique_name("wt_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == kMessages && counts(db).dead_letters == 2; }, 120s))
+      << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+
+  pqxx::connection conn(db.uri());
+  pqxx::nontransaction nt(conn);
+  const auto rows = nt.exec(
+      "SELECT target, url, scheduled_at, started_at, http_response_time, http_status, regexp_match, ok, error, "
+      "error_detail FROM check_results ORDER BY scheduled_at");
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kMessages));
+  nt.exec("SET TIME ZONE 'UTC'");
+  const auto utc_rows = nt.exec(
+      "SELECT target, url, to_char(scheduled_at, 'YYYY-MM-DD HH24:MI:SS.MS') || '+00', "
+      "to_char(started_at, 'YYYY-MM-DD HH24:MI:SS.MS') || '+00', http_response_time, http_status, regexp_match, ok, "
+      "error, error_detail FROM check_results ORDER BY scheduled_at");
+  std::sort(sent.begin(), sent.end(), [](const auto& a, const auto& b) { return a.scheduled_at < b.scheduled_at; });
+  for (int i = 0; i < kMessages; ++i) {
+    const auto& r = sent[static_cast<std::size_t>(i)];
+    const auto row = utc_rows[i];
+    SCOPED_TRACE("message " + std::to_string(i));
+    EXPECT_EQ(row[0].as<std::string>(), r.target);
+    EXPECT_EQ(row[1].as<std::string>(), r.url);
+    EXPECT_EQ(row[2].as<std::string>(), format_pg_timestamp(r.scheduled_at));
+    EXPECT_EQ(row[3].as<std::string>(), format_pg_timestamp(r.started_at));
+    EXPECT_EQ(opt_text(row[4]), expected_real(r.http_response_time));
+    EXPECT_EQ(opt_text(row[5]), r.http_status ? std::to_string(*r.http_status) : "NULL");
+    EXPECT_EQ(opt_text(row[6]), r.regexp_match ? (*r.regexp_match ? "t" : "f") : "NULL");
+    EXPECT_EQ(row[7].as<std::string>(), r.ok ? "t" : "f");
+    EXPECT_EQ(opt_text(row[8]), r.error == ErrorClass::none ? "NULL" : std::string(to_string(r.error)));
+    EXPECT_EQ(opt_text(row[9]), r.error_detail.empty() ? "NULL" : r.error_detail);
+  }
+  // The columns beyond the view's are stored too.
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM checks WHERE peer IS NOT NULL AND peer_port = 443 AND "
+                    "tls_cert_not_after IS NOT NULL AND body_bytes > 0")[0][0].as<int>(),
+            std::count_if(sent.begin(), sent.end(), [](const auto& r) { return !r.peer.empty(); }));
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM targets")[0][0].as<int>(), 7);
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM checks_default")[0][0].as<int>(), 0) << "today has a partition";
+
+  // Dead letters keep the raw bytes and say why.
+  const auto dl = nt.exec("SELECT key, value, reason FROM dead_letters ORDER BY key");
+  ASSERT_EQ(dl.size(), 2u);
+  EXPECT_EQ(pqxx::binarystring(dl[0][0]).str(), "broken");
+  EXPECT_EQ(pqxx::binarystring(dl[0][1]).str(), "{\"schema_version\":1,\"target\":");
+  EXPECT_NE(dl[0][2].as<std::string>(), "");
+  EXPECT_EQ(pqxx::binarystring(dl[1][0]).str(), "tomb");
+  EXPECT_TRUE(dl[1][1].is_null());
+
+  // The offsets stored cover every message, once.
+  EXPECT_EQ(nt.exec("SELECT sum(next_offset) FROM ingest_offsets")[0][0].as<int>(), kMessages + 2);
+}
+
+TEST(WriterWithKafkaAndPostgres, RestartResumesFromStoredOffsets) {
+  TestDatabase db;
+  TempDir dir;
+  const auto topic = unique_name("wt_topic");
+  const auto group = unique_name("wt_group");
+  Producer producer;
+  producer.create_topic(topic, 2);
+  for (int i = 0; i < 300; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+  {
+    Writer writer(dir.path(), "first", topic, group, db.uri());
+    ASSERT_TRUE(eventually([&] { return counts(db).rows == 300; }, 120s)) << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  for (int i = 300; i < 500; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+  Writer writer(dir.path(), "second", topic, group, db.uri());
+  ASSERT_TRUE(eventually([&] { return counts(db).rows >= 500; }, 120s)) << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  const auto c = counts(db);
+  EXPECT_EQ(c.rows, 500);
+  EXPECT_EQ(c.duplicates, 0);
+}
+
+TEST(WriterWithPostgres, MigrationsTwiceAreHarmless) {
+  TestDatabase db;
+  const auto first = apply_migrations(db.uri());
+  EXPECT_EQ(first.applied.size(), embedded_migrations().size());
+  EXPECT_EQ(first.already_applied, 0u);
+  const auto second = apply_migrations(db.uri());
+  EXPECT_TRUE(second.applied.empty());
+  EXPECT_EQ(second.already_applied, embedded_migrations().size());
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM schema_migrations"), std::to_string(embedded_migrations().size()));
+  EXPECT_EQ(db.scalar("SELECT checksum FROM schema_migrations WHERE version = 1"),
+            embedded_migrations().front().checksum);
+}
+
+TEST(WriterWithKafkaAndPostgres, BinaryAppliesSchemaOnceAcrossRuns) {
+  TestDatabase db;
+  TempDir dir;
+  const auto topic = unique_name("wt_topic");
+  for (const char* run : {"run1", "run2"}) {
+    Writer writer(dir.path(), run, topic, unique_name("wt_group"), db.uri());
+    ASSERT_TRUE(eventually([&] { return writer.log().find("migration(s) applied now") != std::string::npos; }, 60s))
+        << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  std::ifstream second(dir.path() / "run2.log");
+  std::stringstream text;
+  text << second.rdbuf();
+  EXPECT_NE(text.str().find("0 migration(s) applied now"), std::string::npos) << text.str();
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM schema_migrations"), std::to_string(embedded_migrations().size()));
+}
+
+TEST(WriterWithKafkaAndPostgres, ChangedAppliedMigrationIsRefused) {
+  TestDatabase db;
+  TempDir dir;
+  apply_migrations(db.uri());
+  // The same migrations, but 001 edited after it was applied.
+  for (const auto& m : embedded_migrations()) {
+    dir.write("sql/" + m.name, m.version == 1 ? m.sql + "\n-- edited later\n" : m.sql);
+  }
+  Writer writer(dir.path(), "writer", unique_name("wt_topic"), unique_name("wt_group"), db.uri(), {},
+                {"WEBMON_MIGRATIONS_DIR=" + (dir.path() / "sql").string()});
+  const auto status = writer.process().wait_for_exit(60s);
+  ASSERT_TRUE(status) << writer.log();
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(writer.log().find("001_init.sql was changed after it was applied"), std::string::npos) << writer.log();
+  // The library refuses the same way.
+  pqxx::connection conn(db.uri());
+  EXPECT_THROW(apply_migrations(conn, load_migrations(dir.path() / "sql")), MigrationError);
+}
+
+TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
+  TestDatabase db;
+  TempDir dir;
+  apply_migrations(db.uri());
+  db.exec("SELECT webmon_ensure_checks_partition(current_date - 30)");
+  db.exec("SELECT webmon_ensure_checks_partition(current_date - 3)");
+  ASSERT_EQ(db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'checks'::regclass"), "3");
+  WriterOptions options;
+  options.retention_days = 10;
+  Writer writer(dir.path(), "writer", unique_name("wt_topic"), unique_name("wt_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] {
+    return db.scalar("SELECT count(*) FROM pg_class WHERE relname = to_char(current_date - 30, '\"checks_\"YYYYMMDD')") ==
+           "0";
+  }, 60s)) << writer.log();
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_class WHERE relname = to_char(current_date - 3, '\"checks_\"YYYYMMDD')"),
+            "1");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_class WHERE relname = to_char(current_date + 2, '\"checks_\"YYYYMMDD')"),
+            "1")
+      << "partitions are created ahead";
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
+}  // namespace
+}  // namespace webmon::writer::test
