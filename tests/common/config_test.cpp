@@ -625,6 +625,49 @@ TEST(ConfigTargets, SameProbe) {
   EXPECT_FALSE(a.same_probe(slower));
 }
 
+TEST(ConfigTargets, AnchorsAliasesAndMergeKeysShareSettings) {
+  // Anchors live inside known sections (an extra top-level key would be an unknown key).
+  const auto r = parse("kafka: {bootstrap_servers: \"h:1\"}\n"
+                       "targets:\n"
+                       "  - &first\n"
+                       "    name: a\n"
+                       "    target: http://a/\n"
+                       "    check_interval_seconds: 5\n"
+                       "    headers: &auth {Authorization: Bearer xyz123}\n"
+                       "  - <<: *first\n"
+                       "    name: b\n"
+                       "    check_interval_seconds: 7\n"
+                       "  - <<: [*first]\n"
+                       "    name: c\n"
+                       "    target: http://c/\n"
+                       "    headers: *auth\n"
+                       "    colour: red\n");
+  ASSERT_EQ(r.errors.size(), 1u) << all(r);
+  EXPECT_EQ(r.errors[0].key, "targets[2].colour");
+  EXPECT_EQ(r.errors[0].line, 15);
+  const auto ok = parse_ok("kafka: {bootstrap_servers: \"h:1\"}\n"
+                           "targets:\n"
+                           "  - &first\n"
+                           "    name: a\n"
+                           "    target: http://a/\n"
+                           "    check_interval_seconds: 5\n"
+                           "    headers: &auth {Authorization: Bearer xyz123}\n"
+                           "  - <<: *first\n"
+                           "    name: b\n"
+                           "    check_interval_seconds: 7\n"
+                           "  - <<: [*first]\n"
+                           "    name: c\n"
+                           "    target: http://c/\n"
+                           "    headers: *auth\n");
+  ASSERT_EQ(ok.targets.size(), 3u);
+  EXPECT_EQ(ok.targets[1].url, "http://a/");
+  EXPECT_EQ(ok.targets[1].interval, 7s);
+  EXPECT_EQ(ok.targets[1].headers, ok.targets[0].headers);
+  EXPECT_EQ(ok.targets[2].url, "http://c/");
+  EXPECT_EQ(ok.targets[2].interval, 5s);
+  EXPECT_EQ(ok.targets[2].headers.at(0).second, "Bearer xyz123");
+}
+
 TEST(ConfigTargets, IdenticalRegexpsAreCompiledOnce) {
   const auto cfg = parse_ok(base_plus("    regexp: up\n  - name: b\n    target: http://h/\n    check_interval_seconds: 1\n"
                                       "    regexp: up\n"));
