@@ -33,7 +33,7 @@ def main() -> int:
             print(f"line {number}: {'/'.join(map(str, e.path)) or '(root)'}: {e.message}")
         failures += bool(errors)
     # The schema must also refuse what the decoder refuses, or it documents nothing.
-    if lines:
+    if lines and failures == 0:
         sample = json.loads(lines[0])
         broken = {
             "missing target": {k: v for k, v in sample.items() if k != "target"},
