@@ -1,2 +1,6 @@
-// Placeholder until the component lands; replaced by the real entry point.
-int main() { return 0; }
+// webmon: the admin CLI (migrate, stats). The logic lives in cli.cpp and stats.cpp.
+#include <iostream>
+
+#include "cli.hpp"
+
+int main(int argc, char** argv) { return webmon::cli::run(argc, argv, std::cout, std::cerr); }

@@ -1,0 +1,180 @@
+#include "cli.hpp"
+
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "stats.hpp"
+#include "webmon/common/config.hpp"
+#include "webmon/common/logging.hpp"
+#include "webmon/common/version.hpp"
+#include "webmon/writer/migrations.hpp"
+
+namespace webmon::cli {
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: webmon <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  migrate   apply the pending schema migrations (the writer also does this at start)\n"
+    "  stats     per target: checks, ok share, p50/p95/p99 response time, last status, last error\n"
+    "\n"
+    "options (every command):\n"
+    "  --config PATH      config file (default: $WEBMON_CONFIG, else ./config/config.yml);\n"
+    "                     only postgres.uri is required\n"
+    "  --log-level LEVEL  trace, debug, info, warn, error, critical, off (default: $WEBMON_LOG_LEVEL, else warn)\n"
+    "  --help, --version\n"
+    "\n"
+    "stats options:\n"
+    "  --since DURATION   window back from now: 90s, 15m, 1h, 1h30m, 7d, 2w, or all (default 1h)\n"
+    "  --target NAME      one target only\n"
+    "  --format FORMAT    table (default) or json:\n"
+    "                     {\"stats\": [{\"target\", \"checks\", \"ok_ratio\", \"p50_s\", \"p95_s\", \"p99_s\",\n"
+    "                     \"last_status\", \"last_error\"}]}\n"
+    "                     last_status is the most recent check's HTTP status, last_error the most recent\n"
+    "                     error in the window (\"class: detail\"); null when there is none.\n"
+    "\n"
+    "exit status: 0 ok, 1 failure (e.g. database unreachable), 2 usage error or invalid config\n";
+
+struct Args {
+  std::string command;
+  std::optional<std::string> config;
+  std::optional<std::string> log_level;
+  std::optional<std::string> since;
+  std::optional<std::string> target;
+  std::string format = "table";
+  bool help = false;
+  bool version = false;
+};
+
+// Parses the command line; a usage error is returned as text.
+std::optional<std::string> parse_args(int argc, const char* const* argv, Args& args) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--help" || a == "-h" || a == "help") {
+      args.help = true;
+      continue;
+    }
+    if (a == "--version") {
+      args.version = true;
+      continue;
+    }
+    if (!a.starts_with("-")) {
+      if (!args.command.empty()) return "unexpected argument '" + std::string(a) + "'";
+      args.command = a;
+      continue;
+    }
+    // --name VALUE or --name=VALUE
+    const auto eq = a.find('=');
+    const std::string_view name = a.substr(0, eq);
+    std::string value;
+    if (eq != std::string_view::npos) {
+      value = a.substr(eq + 1);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return std::string(name) + " needs a value";
+    }
+    if (name == "--config") args.config = value;
+    else if (name == "--log-level") args.log_level = value;
+    else if (name == "--since") args.since = value;
+    else if (name == "--target") args.target = value;
+    else if (name == "--format") args.format = value;
+    else return "unknown option '" + std::string(name) + "'";
+  }
+  if (args.help || args.version) return std::nullopt;
+  if (args.command.empty()) return std::string("a command is needed: migrate or stats");
+  if (args.command != "migrate" && args.command != "stats") return "unknown command '" + args.command + "'";
+  if (args.command == "migrate" && (args.since || args.target || args.format != "table")) {
+    return std::string("migrate takes no --since, --target or --format");
+  }
+  if (args.format != "table" && args.format != "json") return "--format must be table or json";
+  if (args.target && args.target->empty()) return std::string("--target needs a name");
+  return std::nullopt;
+}
+
+int migrate(const Config& cfg, std::ostream& out, std::ostream& err) {
+  const auto report = writer::apply_migrations(cfg.postgres.uri);
+  for (const auto& name : report.applied) out << "applied " << name << "\n";
+  if (report.applied.empty()) out << "schema up to date (" << report.already_applied << " migrations applied)\n";
+  if (!report.unknown_in_db.empty()) {
+    err << "webmon: warning: the database has migrations this webmon does not know (a newer version applied them):";
+    for (const auto& m : report.unknown_in_db) err << " " << m;
+    err << "\n";
+  }
+  return 0;
+}
+
+int stats(const Config& cfg, const Args& args, std::ostream& out) {
+  StatsQuery q;
+  if (args.since) q.since = *parse_duration(*args.since);  // validated by the caller
+  q.target = args.target;
+  pqxx::connection conn(cfg.postgres.uri);
+  const auto rows = query_stats(conn, q);
+  out << (args.format == "json" ? format_json(rows) : format_table(rows));
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  Args args;
+  if (const auto usage_error = parse_args(argc, argv, args)) {
+    err << "webmon: " << *usage_error << "\n\n" << kUsage;
+    return 2;
+  }
+  if (args.help) {
+    out << kUsage;
+    return 0;
+  }
+  if (args.version) {
+    out << "webmon " << version() << "\n";
+    return 0;
+  }
+  if (args.since && !parse_duration(*args.since)) {
+    err << "webmon: --since: invalid duration '" << *args.since << "' (e.g. 90s, 15m, 1h, 7d, all)\n";
+    return 2;
+  }
+
+  // The CLI's own output is the answer; log lines (stderr) only for warnings unless asked.
+  spdlog::level::level_enum level = spdlog::level::warn;
+  try {
+    if (args.log_level || std::getenv("WEBMON_LOG_LEVEL")) level = resolve_log_level(args.log_level);
+  } catch (const std::exception& e) {
+    err << "webmon: " << e.what() << "\n";
+    return 2;
+  }
+
+  const auto path = resolve_config_path(args.config);
+  const auto load = load_config(path, Component::admin);
+  if (!load.ok()) {
+    err << "webmon: invalid config " << path.string() << ":\n";
+    for (const auto& e : load.errors) err << "  " << e.to_string() << "\n";
+    return 2;
+  }
+  const Config& cfg = *load.config;
+  init_logging(level, cfg.log_format);
+
+  try {
+    return args.command == "migrate" ? migrate(cfg, out, err) : stats(cfg, args, out);
+  } catch (const writer::MigrationError& e) {
+    err << "webmon: migration refused: " << e.what() << "\n";
+  } catch (const pqxx::broken_connection& e) {
+    err << "webmon: cannot connect to PostgreSQL (" << redact_uri(cfg.postgres.uri) << "): " << e.what() << "\n";
+  } catch (const pqxx::undefined_table& e) {
+    err << "webmon: the schema is missing (run `webmon migrate` first): " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    err << "webmon: " << args.command << " failed: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace webmon::cli

@@ -1,0 +1,157 @@
+#include "stats.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+namespace webmon::cli {
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (text == "all" || text == "0") return std::chrono::seconds(0);
+  if (text.empty()) return std::nullopt;
+  long long total = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    long long n = 0;
+    const std::size_t start = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      n = n * 10 + (text[i] - '0');
+      if (n > 100'000'000) return std::nullopt;  // beyond any retention
+      ++i;
+    }
+    if (i == start || i == text.size()) return std::nullopt;  // a number needs a unit
+    long long unit = 0;
+    switch (text[i]) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      case 'w': unit = 7 * 86400; break;
+      default: return std::nullopt;
+    }
+    total += n * unit;
+    ++i;
+  }
+  if (total <= 0) return std::nullopt;
+  return std::chrono::seconds(total);
+}
+
+std::vector<TargetStats> query_stats(pqxx::connection_base& conn, const StatsQuery& query) {
+  // The window goes first so that partition pruning and the BRIN index on scheduled_at apply.
+  // last_error: the most recent check in the window that had one, not necessarily the last check.
+  static constexpr const char* kSql = R"SQL(
+SELECT target,
+       count(*) AS checks,
+       avg(CASE WHEN ok THEN 1.0 ELSE 0.0 END)::double precision AS ok_ratio,
+       percentile_cont(0.50) WITHIN GROUP (ORDER BY http_response_time) AS p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY http_response_time) AS p95_s,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time) AS p99_s,
+       (array_agg(http_status ORDER BY scheduled_at DESC, started_at DESC))[1] AS last_status,
+       (array_agg(error || coalesce(': ' || nullif(error_detail, ''), '')
+                  ORDER BY scheduled_at DESC, started_at DESC) FILTER (WHERE error IS NOT NULL))[1] AS last_error
+FROM check_results
+WHERE ($1::double precision = 0 OR scheduled_at >= now() - make_interval(secs => $1::double precision))
+  AND ($2::text = '' OR target = $2::text)
+GROUP BY target
+ORDER BY target
+)SQL";
+  pqxx::read_transaction tx(conn);
+  const pqxx::result rows =
+      tx.exec_params(kSql, static_cast<double>(query.since.count()), query.target.value_or(std::string()));
+  std::vector<TargetStats> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    TargetStats s;
+    s.target = row[0].as<std::string>();
+    s.checks = row[1].as<long long>();
+    s.ok_ratio = row[2].as<double>();
+    if (!row[3].is_null()) s.p50_s = row[3].as<double>();
+    if (!row[4].is_null()) s.p95_s = row[4].as<double>();
+    if (!row[5].is_null()) s.p99_s = row[5].as<double>();
+    if (!row[6].is_null()) s.last_status = row[6].as<int>();
+    if (!row[7].is_null()) s.last_error = row[7].as<std::string>();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+namespace {
+
+std::string seconds_cell(const std::optional<double>& v) { return v ? fmt::format("{:.3f}s", *v) : "-"; }
+
+// One line per cell: a newline or tab in an error detail would break the columns.
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return s;
+}
+
+std::string json_number(const std::optional<double>& v) {
+  if (!v || !std::isfinite(*v)) return "null";
+  return fmt::format("{}", *v);  // shortest round-trip form, e.g. 0.123
+}
+
+std::string json_string(const std::optional<std::string>& v) {
+  if (!v) return "null";
+  return boost::json::serialize(boost::json::string(*v));
+}
+
+}  // namespace
+
+std::string format_table(const std::vector<TargetStats>& stats) {
+  if (stats.empty()) return "no checks in the selected window\n";
+  const std::vector<std::string> header = {"TARGET", "CHECKS", "OK", "P50", "P95", "P99", "LAST STATUS", "LAST ERROR"};
+  // Numeric columns are right-aligned, text columns left-aligned; the last column is not padded.
+  const std::vector<bool> right = {false, true, true, true, true, true, true, false};
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back(header);
+  for (const auto& s : stats) {
+    rows.push_back({one_line(s.target), std::to_string(s.checks), fmt::format("{:.1f}%", s.ok_ratio * 100.0),
+                    seconds_cell(s.p50_s), seconds_cell(s.p95_s), seconds_cell(s.p99_s),
+                    s.last_status ? std::to_string(*s.last_status) : "-",
+                    s.last_error ? one_line(*s.last_error) : "-"});
+  }
+  std::vector<std::size_t> width(header.size(), 0);
+  for (const auto& r : rows) {
+    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < r.size(); ++c) {
+      if (c > 0) line += "  ";
+      const bool last = c + 1 == r.size();
+      const std::size_t pad = width[c] - r[c].size();
+      if (right[c]) line.append(pad, ' ');
+      line += r[c];
+      if (!right[c] && !last) line.append(pad, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+std::string format_json(const std::vector<TargetStats>& stats) {
+  std::string out = "{\"stats\": [";
+  for (std::size_t i = 0; i < stats.size(); ++i) {
+    const auto& s = stats[i];
+    if (i > 0) out += ", ";
+    out += fmt::format(
+        "{{\"target\": {}, \"checks\": {}, \"ok_ratio\": {}, \"p50_s\": {}, \"p95_s\": {}, \"p99_s\": {}, "
+        "\"last_status\": {}, \"last_error\": {}}}",
+        json_string(s.target), s.checks, json_number(s.ok_ratio), json_number(s.p50_s), json_number(s.p95_s),
+        json_number(s.p99_s), s.last_status ? std::to_string(*s.last_status) : "null", json_string(s.last_error));
+  }
+  out += "]}\n";
+  return out;
+}
+
+}  // namespace webmon::cli
