@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include "webmon/common/config.hpp"
 #include "webmon/common/metrics_server.hpp"
 
 namespace {
@@ -252,6 +253,26 @@ TEST_F(DockerFiles, GrafanaProvisioning) {
                            "Checker lateness"}) {
     EXPECT_EQ(titles.count(want), 1u) << want;
   }
+}
+
+TEST_F(DockerFiles, ComposeConfigIsValidForEveryComponent) {
+  // The daemons' own loader, as they will read it in the containers (no ${VAR} needed).
+  const fs::path file = kSource / "config/compose.yml";
+  const auto no_env = [](std::string_view) -> std::optional<std::string> { return std::nullopt; };
+  for (const auto component : {webmon::Component::checker, webmon::Component::writer, webmon::Component::admin}) {
+    const auto load = webmon::parse_config(read_file(file), file, component, no_env);
+    std::string errors;
+    for (const auto& e : load.errors) errors += e.to_string() + "\n";
+    ASSERT_TRUE(load.ok()) << errors;
+    EXPECT_EQ(load.config->kafka.bootstrap_servers, "kafka:9092");
+    EXPECT_EQ(load.config->checker.metrics_listen, "0.0.0.0:9101");
+    EXPECT_EQ(load.config->writer.metrics_listen, "0.0.0.0:9102");
+  }
+  // And the example config that the published ports mirror.
+  const fs::path example = kSource / "config/config.example.yml";
+  const auto load = webmon::load_config(example, webmon::Component::checker);
+  ASSERT_TRUE(load.ok());
+  EXPECT_EQ(load.config->kafka.bootstrap_servers, "127.0.0.1:9092");
 }
 
 TEST(Dockerfile, MultiStageOnBookwormSlimWithInstallDepsAndANonRootUser) {
