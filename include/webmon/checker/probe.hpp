@@ -1,0 +1,61 @@
+// One HTTP(S) probe as one coroutine: resolve, connect, TLS handshake, request, response headers,
+// body up to the cap, within one deadline, on a fresh connection. Every outcome is a CheckResult.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "webmon/checker/tls.hpp"
+#include "webmon/common/check_result.hpp"
+#include "webmon/common/config.hpp"
+
+namespace webmon::checker {
+
+struct ProbeLimits {
+  // Status line plus header fields; a response with more is a protocol error.
+  std::size_t max_header_bytes = 64 * 1024;
+  // How long, at most, a TLS close_notify exchange may take after a complete response (still
+  // inside the probe's deadline). Its outcome never changes the result.
+  std::chrono::milliseconds tls_shutdown_grace{250};
+};
+
+// What every probe of one config shares, read-only: TLS contexts and limits. Build it at load
+// (and at each reload) and hand a shared_ptr to each probe.
+class ProbeContext {
+ public:
+  explicit ProbeContext(TlsContextCache tls, ProbeLimits limits = {});
+  // TLS contexts for every target, including http ones (they may redirect to https).
+  // Throws TlsSetupError.
+  static std::shared_ptr<const ProbeContext> for_targets(const std::vector<TargetConfig>& targets,
+                                                         ProbeLimits limits = {});
+
+  const TlsContextCache& tls() const noexcept { return tls_; }
+  const ProbeLimits& limits() const noexcept { return limits_; }
+  const std::string& user_agent() const noexcept { return user_agent_; }  // webmon/<version>
+
+ private:
+  TlsContextCache tls_;
+  ProbeLimits limits_;
+  std::string user_agent_;
+};
+
+// Probes `target` once and returns its result; never throws, and finishes by the target's
+// deadline (target->timeout after the start, DNS included) plus scheduling latency.
+//
+// Runs on the executor it is spawned on, which must not run its handlers concurrently (an
+// io_context run by one thread, or a strand). Fills url, http_response_time, http_status,
+// regexp_match, ok, error, error_detail, timings, body_bytes, redirects, tls_cert_not_after and
+// peer; the caller sets target, scheduled_at, started_at and checker.
+//
+// Over redirects: http_status, http_response_time, peer, body and tls_cert_not_after are the last
+// hop's; the timings dns, connect, tls, ttfb and transfer are summed over the hops.
+// A slow resolver may still be running in Asio's resolver thread after the deadline; its answer is
+// then dropped, but the io_context counts it as work until getaddrinfo returns.
+boost::asio::awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target,
+                                              std::shared_ptr<const ProbeContext> ctx);
+
+}  // namespace webmon::checker
