@@ -219,24 +219,16 @@ std::string host_name() {
   return std::string(buf.data());
 }
 
-// Registers the password of a libpq URI or key=value string as a secret for the log sinks.
-void register_uri_password(std::string_view uri) {
-  if (const auto scheme = uri.find("://"); scheme != std::string_view::npos) {
-    const auto auth = scheme + 3;
-    const auto at = uri.find('@', auth);
-    const auto slash = uri.find('/', auth);
-    if (at != std::string_view::npos && (slash == std::string_view::npos || at < slash)) {
-      const auto colon = uri.find(':', auth);
-      if (colon != std::string_view::npos && colon < at) register_secret(uri.substr(colon + 1, at - colon - 1));
-    }
+// Whether a variable name or key path names a secret (PASSWORD, sasl.password, API_TOKEN, ...).
+bool looks_secret(std::string_view name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* word : {"pass", "secret", "token", "credential", "key", "auth"}) {
+    if (lower.find(word) != std::string::npos) return true;
   }
-  for (auto pos = uri.find("password="); pos != std::string_view::npos; pos = uri.find("password=", pos + 1)) {
-    const auto value = pos + 9;
-    auto end = uri.find_first_of(" &", value);
-    if (end == std::string_view::npos) end = uri.size();
-    register_secret(uri.substr(value, end - value));
-  }
+  return false;
 }
+
 
 bool is_secret_header(std::string_view name) {
   const auto n = lower(name);
@@ -481,7 +473,10 @@ class Loader {
         error_at(f, path, "invalid environment variable name " + show(name) + " in ${...}");
         ok = false;
       } else if (auto value = env_ ? env_(name) : std::nullopt) {
-        register_secret(*value);  // whatever comes from the environment may be a secret
+        // A value taken from the environment for a secret-looking key or variable is masked in
+        // logs. Not every value: masking a broker address or a database name would hide what an
+        // operator needs to read.
+        if (looks_secret(name) || looks_secret(path)) register_secret(*value);
         out += *value;
       } else {
         error_at(f, path, "environment variable " + name + " is not set");
@@ -823,8 +818,10 @@ class Loader {
     }
     if (const auto* f = sec->get("uri")) {
       if (auto v = nonempty_string(*f, "postgres.uri")) {
+        // The URI is logged only through redact_uri(); its password is not registered as a
+        // free-text secret, which with the local stack's password "webmon" would mask the
+        // product's own name in every log line.
         pg.uri = *v;
-        register_uri_password(pg.uri);
       }
     } else if (needed) {
       required(&*sec, section_field->key.Mark(), "uri", "postgres.uri");
