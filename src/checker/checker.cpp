@@ -120,6 +120,7 @@ class CheckerProcess {
     metrics_.reloads_ok.Increment();
     config_.targets = std::move(next.targets);
     spdlog::info("reloaded: {} targets ({})", config_.targets.size(), added_changed_removed);
+    if (config_.targets.empty()) spdlog::warn("no targets configured: nothing to probe until a reload adds some");
     service::notify_ready();
   }
 
