@@ -10,6 +10,7 @@
 
 #include "webmon/common/logging.hpp"
 #include "webmon/common/service.hpp"
+#include "batch_worker.hpp"
 
 namespace webmon::writer {
 namespace {
@@ -55,6 +56,10 @@ Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics,
   conf.release();  // rd_kafka_new took ownership of the conf on success
   rk_.reset(rk);
   rd_kafka_poll_set_consumer(rk_.get());
+  worker_ = std::make_unique<BatchWorker>([this](const Batch& batch) {
+    ensure_days(batch);
+    return sink_.write(batch);
+  });
 }
 
 Ingestor::~Ingestor() = default;
@@ -82,6 +87,7 @@ void Ingestor::error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaqu
 }
 
 void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  settle_worker();  // the sink is this thread's again
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     kafka_up_ = true;
     parts_.clear();
@@ -98,6 +104,7 @@ void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
           auto& s = parts_[parts->elems[i].partition];
           s.stored = stored.at(parts->elems[i].partition);
           s.position = s.stored;
+          s.fence = s.stored;
           s.synced = true;
           parts->elems[i].offset = s.stored ? *s.stored : RD_KAFKA_OFFSET_BEGINNING;
         }
@@ -118,7 +125,7 @@ void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     // Write what has been read from these partitions while they are still ours; if that fails the
     // next owner reads it again from the stored offsets.
     if (!builder_.empty()) {
-      if (sink_.connected()) flush();
+      if (sink_.connected()) flush_now();
       builder_.discard();
     }
   } else {
@@ -174,6 +181,7 @@ void Ingestor::sync_positions() {
   for (auto& [p, s] : parts_) {
     s.stored = stored.at(p);
     s.position = s.stored;
+    s.fence = s.stored;
     s.synced = true;
     offsets[p] = s.stored ? *s.stored : RD_KAFKA_OFFSET_BEGINNING;
   }
@@ -261,7 +269,7 @@ void Ingestor::on_message(const rd_kafka_message_t* msg) {
       m.schema_header = v ? std::string_view(static_cast<const char*>(v), n) : std::string_view();
     }
   }
-  builder_.add(m, s.stored, Clock::now());
+  builder_.add(m, s.fence, Clock::now());
   s.position = msg->offset + 1;
 }
 
@@ -280,45 +288,76 @@ void Ingestor::commit_to_kafka(const Batch& batch) {
   }
 }
 
-void Ingestor::flush() {
-  if (builder_.empty()) return;
-  Batch batch = builder_.take();
-  const auto started = Clock::now();
-  try {
-    // Partitions for the days in the batch (a month back at most: older rows go to the default
-    // partition rather than create a table per stray day).
-    const auto today = today_utc();
-    const auto oldest = today - std::chrono::days(config_.writer.retention_days.value_or(31));
-    std::set<std::chrono::sys_days> days;
-    for (const auto& r : batch.rows) {
-      const auto d = std::chrono::floor<std::chrono::days>(r.scheduled_at);
-      if (d >= oldest && d <= today + std::chrono::days(2)) days.insert(std::chrono::sys_days(d));
-    }
-    sink_.ensure_partitions(days);
+void Ingestor::ensure_days(const Batch& batch) {
+  // Partitions for the days in the batch (a month back at most: older rows go to the default
+  // partition rather than create a table per stray day).
+  const auto today = today_utc();
+  const auto oldest = today - std::chrono::days(config_.writer.retention_days.value_or(31));
+  std::set<std::chrono::sys_days> days;
+  for (const auto& r : batch.rows) {
+    const auto d = std::chrono::floor<std::chrono::days>(r.scheduled_at);
+    if (d >= oldest && d <= today + std::chrono::days(2)) days.insert(std::chrono::sys_days(d));
+  }
+  sink_.ensure_partitions(days);
+}
 
-    const auto result = sink_.write(batch);
-    metrics_->batch_duration.Observe(std::chrono::duration<double>(Clock::now() - started).count());
-    if (result == PgSink::Result::committed) {
+void Ingestor::submit() {
+  Batch batch = builder_.take();
+  // The next batch of each partition is fenced on where this one ends; if this one fails, the
+  // next is discarded unwritten (settle) and both are read again.
+  for (const auto& [p, span] : batch.partitions) {
+    if (auto it = parts_.find(p); it != parts_.end()) it->second.fence = span.next;
+  }
+  worker_->submit(std::move(batch));
+}
+
+void Ingestor::settle_worker() {
+  if (!worker_ || !worker_->busy()) return;
+  auto done = worker_->wait();
+  settle(done);
+}
+
+void Ingestor::flush_now() {
+  settle_worker();
+  if (builder_.empty() || !sink_.connected()) return;
+  submit();
+  settle_worker();
+}
+
+void Ingestor::settle(BatchDone& done) {
+  const auto& batch = done.batch;
+  metrics_->batch_duration.Observe(done.took.count());
+  switch (done.outcome) {
+    case BatchOutcome::committed:
       metrics_->batches_committed.Increment();
       metrics_->rows_written.Increment(static_cast<double>(batch.rows.size()));
       metrics_->dead_letters.Increment(static_cast<double>(batch.dead_letters.size()));
       for (const auto& [p, span] : batch.partitions) {
         if (auto it = parts_.find(p); it != parts_.end()) it->second.stored = span.next;
       }
-      spdlog::debug("batch: {} rows, {} dead letters", batch.rows.size(), batch.dead_letters.size());
+      spdlog::debug("batch: {} rows, {} dead letters, written in {:.1f} ms", batch.rows.size(),
+                    batch.dead_letters.size(), done.took.count() * 1000);
       commit_to_kafka(batch);
-    } else {
+      return;
+    case BatchOutcome::fenced:
       metrics_->batches_fenced.Increment();
       spdlog::info("batch of {} messages fenced: another writer has moved on; re-reading offsets", batch.messages());
-      sync_positions();
-    }
-  } catch (const pqxx::in_doubt_error& e) {
-    metrics_->batches_failed.Increment();
-    in_doubt_ = std::move(batch);
-    on_pg_failure(e, "commit (outcome unknown)");
-  } catch (const std::exception& e) {
-    metrics_->batches_failed.Increment();
-    on_pg_failure(e, "writing a batch");
+      builder_.discard();
+      try {
+        sync_positions();
+      } catch (const std::exception& e) {
+        on_pg_failure(e, "re-reading offsets");
+      }
+      return;
+    case BatchOutcome::in_doubt:
+      metrics_->batches_failed.Increment();
+      in_doubt_ = std::move(done.batch);
+      on_pg_failure(std::runtime_error(done.error), "commit (outcome unknown)");
+      return;
+    case BatchOutcome::failed:
+      metrics_->batches_failed.Increment();
+      on_pg_failure(std::runtime_error(done.error), "writing a batch");
+      return;
   }
 }
 
@@ -360,36 +399,44 @@ void Ingestor::run() {
       service::notify_watchdog();
       next_watchdog = now + *watchdog / 2;
     }
-    if (!sink_.connected()) {
-      try_reconnect();
-    } else if (now >= next_maintenance_) {
-      try {
-        maintenance();
-      } catch (const std::exception& e) {
-        on_pg_failure(e, "partition maintenance");
+    if (auto done = worker_->poll()) settle(*done);
+    if (!worker_->busy()) {
+      if (!sink_.connected()) {
+        try_reconnect();
+      } else if (now >= next_maintenance_) {
+        try {
+          maintenance();
+        } catch (const std::exception& e) {
+          on_pg_failure(e, "partition maintenance");
+        }
       }
     }
     check_kafka();
 
-    auto timeout = std::chrono::milliseconds(100);
-    if (auto deadline = builder_.deadline()) {
-      timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now),
-                           std::chrono::milliseconds(0), timeout);
-    }
-    if (kafka::MessagePtr msg{rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count()))}) {
-      on_message(msg.get());
-      // Drain what librdkafka already holds without waiting, up to a full batch.
-      while (!builder_.full()) {
-        kafka::MessagePtr next{rd_kafka_consumer_poll(rk_.get(), 0)};
-        if (!next) break;
-        on_message(next.get());
+    if (!builder_.full()) {
+      auto timeout = std::chrono::milliseconds(100);
+      if (auto deadline = builder_.deadline()) {
+        timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now),
+                             std::chrono::milliseconds(0), timeout);
+      }
+      if (kafka::MessagePtr msg{rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count()))}) {
+        on_message(msg.get());
+        // Drain what librdkafka already holds without waiting, up to a full batch.
+        while (!builder_.full()) {
+          kafka::MessagePtr next{rd_kafka_consumer_poll(rk_.get(), 0)};
+          if (!next) break;
+          on_message(next.get());
+        }
       }
     }
-    if (sink_.connected() && builder_.due(Clock::now())) flush();
+    if (sink_.connected() && builder_.due(Clock::now())) {
+      settle_worker();  // one batch in flight at most: this is the back-pressure
+      if (sink_.connected() && !builder_.empty()) submit();
+    }
   }
 
-  // Finish the batch in flight if PostgreSQL is there; otherwise it is read again next time.
-  if (sink_.connected()) flush();
+  // Finish the batches in flight if PostgreSQL is there; otherwise they are read again next time.
+  flush_now();
   builder_.discard();
   spdlog::info("leaving the consumer group");
   rd_kafka_consumer_close(rk_.get());

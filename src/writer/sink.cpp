@@ -56,6 +56,17 @@ void PgSink::connect() {
   auto conn = std::make_unique<pqxx::connection>(uri_);
   // A broken connection is never used again (the writer calls disconnect() and connect()), so
   // pqxx's own reactivation never comes into play.
+  // Rows and offsets commit together, so a commit lost in a PostgreSQL crash loses both, and the
+  // writer reads those messages again from the offsets that survived: exactly once holds without
+  // waiting for each commit's WAL flush. (WAL is replayed in order, so no later commit survives
+  // an earlier lost one.)
+  {
+    pqxx::nontransaction nt(*conn);
+    nt.exec("SET synchronous_commit = off");
+  }
+  // Ids learnt before may belong to transactions a crash undid: learn them again.
+  targets_.clear();
+  checkers_.clear();
   known_days_.clear();
   {
     pqxx::read_transaction tx(*conn);

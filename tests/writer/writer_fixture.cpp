@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
+#include <thread>
 
 #include <pqxx/pqxx>
 
@@ -35,12 +36,20 @@ TestDatabase::TestDatabase() : name_(webmon::test::unique_name("wt")) {
 }
 
 TestDatabase::~TestDatabase() {
-  try {
-    pqxx::connection admin(webmon::test::postgres_uri());
-    pqxx::nontransaction nt(admin);
-    nt.exec("DROP DATABASE IF EXISTS " + nt.quote_name(name_) + " WITH (FORCE)");
-  } catch (const std::exception& e) {
-    std::cerr << "dropping test database " << name_ << ": " << e.what() << "\n";
+  // An autovacuum worker may still be in it (FORCE cannot end a superuser's backend): retry.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      pqxx::connection admin(webmon::test::postgres_uri());
+      pqxx::nontransaction nt(admin);
+      nt.exec("DROP DATABASE IF EXISTS " + nt.quote_name(name_) + " WITH (FORCE)");
+      return;
+    } catch (const std::exception& e) {
+      if (attempt == 20) {
+        std::cerr << "dropping test database " << name_ << ": " << e.what() << "\n";
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   }
 }
 

@@ -20,6 +20,9 @@
 
 namespace webmon::writer {
 
+class BatchWorker;
+struct BatchDone;
+
 struct IngestOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
@@ -47,6 +50,7 @@ class Ingestor {
     bool synced = false;                   // position known from PostgreSQL; else messages are dropped
     std::optional<std::int64_t> stored;    // next_offset in ingest_offsets (the fence)
     std::optional<std::int64_t> position;  // next offset expected from Kafka
+    std::optional<std::int64_t> fence;     // where the next batch starts: stored, or after the batch in flight
   };
 
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -54,7 +58,11 @@ class Ingestor {
   static void error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   void on_message(const rd_kafka_message_t* msg);
-  void flush();
+  void submit();        // hands the batch built so far to the worker
+  void settle_worker(); // waits for the batch in flight, if any, and acts on its outcome
+  void flush_now();     // settle_worker(), then writes what has been built and settles that too
+  void settle(BatchDone& done);
+  void ensure_days(const Batch& batch);  // on the worker thread
   void sync_positions();  // re-reads offsets for the whole assignment, assigns there, resumes
   void on_pg_failure(const std::exception& e, const char* during);
   void try_reconnect();
@@ -69,6 +77,7 @@ class Ingestor {
   PgSink sink_;
   BatchBuilder builder_;
   kafka::HandlePtr rk_;
+  std::unique_ptr<BatchWorker> worker_;  // the only user of sink_ while a batch is in flight
   std::map<std::int32_t, PartitionState> parts_;
   std::optional<Batch> in_doubt_;  // spans of a batch whose commit outcome is unknown
 
