@@ -118,6 +118,12 @@ TEST_F(DockerFiles, NamedVolumesAreDeclared) {
     }
   }
   EXPECT_TRUE(pg_data) << "postgres keeps its data in a named volume";
+  // Kafka's log too: the writer's offsets live in PostgreSQL, a fresh log would not match them.
+  const std::string log_dirs = services_["kafka"]["environment"]["KAFKA_LOG_DIRS"].as<std::string>();
+  const auto kafka_volumes = strings(services_["kafka"]["volumes"]);
+  ASSERT_EQ(kafka_volumes.size(), 1u);
+  EXPECT_EQ(kafka_volumes[0].substr(kafka_volumes[0].find(':') + 1), log_dirs);
+  EXPECT_TRUE(volumes[kafka_volumes[0].substr(0, kafka_volumes[0].find(':'))].IsDefined());
 }
 
 TEST_F(DockerFiles, DaemonsRunTheMountedConfigAndWaitForHealthyDependencies) {
