@@ -1,0 +1,397 @@
+// Benchmark: webmon-writer ingesting N preloaded messages end to end (Kafka -> PostgreSQL), beside
+// a plain COPY of the same rows through psql and the one-INSERT-per-message way, and the bytes
+// each stored check takes (heap + indexes). Uses the local stack (scripts/stack up).
+//
+//   webmon-bench-writer [--messages N] [--partitions P] [--batch-rows R] [--insert-messages M]
+//                       [--kafka HOST:PORT] [--pg URI]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include "webmon/common/check_result.hpp"
+#include "webmon/common/config.hpp"
+#include "webmon/common/kafka.hpp"
+#include "webmon/writer/migrations.hpp"
+#include "webmon/writer/pg_format.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using webmon::CheckResult;
+
+struct Options {
+  long messages = 1'000'000;
+  int partitions = 6;
+  long batch_rows = 5000;
+  long insert_messages = 20'000;
+  int targets = 1000;
+  std::string kafka = "127.0.0.1:9092";
+  std::string pg = "postgresql://webmon:webmon@127.0.0.1:5432/webmon";
+  std::string keep_log;  // copy the writer's log here
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string with_database(const std::string& uri, const std::string& db) {
+  const auto scheme = uri.find("://");
+  const auto slash = uri.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return (slash == std::string::npos ? uri : uri.substr(0, slash)) + "/" + db;
+}
+
+// A realistic mix: most probes answer 200 over TLS, some 5xx, some time out or fail DNS.
+CheckResult make_check(long i, int targets) {
+  using namespace std::chrono;
+  CheckResult r;
+  const long t = i % targets;
+  r.target = fmt::format("site-{:05}", t);
+  r.url = fmt::format("https://www.site-{:05}.example.com/health?probe=webmon", t);
+  const auto base = floor<days>(system_clock::now());
+  // 1,000 targets every 15 s, laid out over the day: i-th message at (i / targets) * 15 s.
+  r.scheduled_at = webmon::SysMillis(duration_cast<milliseconds>(base.time_since_epoch())) +
+                   milliseconds((i / targets) * 15000 % 86'400'000 + t);
+  r.started_at = r.scheduled_at + milliseconds(1 + i % 5);
+  r.checker = "checker-a";
+  const long kind = i % 100;
+  if (kind == 0) {
+    r.error = webmon::ErrorClass::timeout;
+    r.error_detail = "no complete response within 10 s";
+    r.timings.dns = 0.0012;
+    r.timings.connect = 0.034;
+    r.timings.total = 10.0;
+  } else if (kind == 1) {
+    r.error = webmon::ErrorClass::dns;
+    r.error_detail = "Host not found (authoritative)";
+    r.timings.total = 0.021;
+  } else {
+    r.http_status = kind < 4 ? 503 : 200;
+    r.ok = r.http_status == 200;
+    r.http_response_time = 0.05 + 0.0001 * static_cast<double>(i % 3000);
+    r.regexp_match = kind % 2 == 0;
+    r.timings.dns = 0.0011;
+    r.timings.connect = 0.012;
+    r.timings.tls = 0.025;
+    r.timings.ttfb = 0.03 + 0.0001 * static_cast<double>(i % 3000);
+    r.timings.transfer = 0.002;
+    r.timings.total = *r.http_response_time + 0.002;
+    r.body_bytes = static_cast<std::uint64_t>(2000 + i % 30000);
+    r.peer = fmt::format("203.0.113.{}:443", 1 + t % 250);
+    r.tls_cert_not_after = floor<seconds>(system_clock::now()) + hours(24 * 60);
+  }
+  return r;
+}
+
+std::string copy_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+void create_database(const Options& o, const std::string& name) {
+  pqxx::connection c(o.pg);
+  pqxx::nontransaction nt(c);
+  nt.exec("CREATE DATABASE " + nt.quote_name(name));
+}
+
+void drop_database(const Options& o, const std::string& name) {
+  // An autovacuum worker may still be in it (FORCE cannot end a superuser's backend): retry.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      pqxx::connection c(o.pg);
+      pqxx::nontransaction nt(c);
+      nt.exec("DROP DATABASE IF EXISTS " + nt.quote_name(name) + " WITH (FORCE)");
+      return;
+    } catch (const std::exception& e) {
+      if (attempt == 20) {
+        std::cerr << "drop " << name << ": " << e.what() << "\n";
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+}
+
+// A database with the schema and today's partition, as the writer would leave it.
+std::string schema_database(const Options& o, const std::string& name) {
+  create_database(o, name);
+  const auto uri = with_database(o.pg, name);
+  webmon::writer::apply_migrations(uri);
+  pqxx::connection c(uri);
+  pqxx::nontransaction nt(c);
+  nt.exec("SELECT webmon_ensure_checks_partition(d::date) FROM generate_series(current_date - 1, current_date + 2, "
+          "interval '1 day') AS d");
+  return uri;
+}
+
+webmon::kafka::HandlePtr make_producer(const Options& o) {
+  webmon::KafkaConfig cfg;
+  cfg.bootstrap_servers = o.kafka;
+  auto conf = webmon::kafka::make_conf(cfg, {{"enable.idempotence", "true"},
+                                             {"linger.ms", "20"},
+                                             {"compression.type", "lz4"},
+                                             {"queue.buffering.max.kbytes", "1048576"}});
+  std::array<char, 512> err{};
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err.data(), err.size());
+  if (!rk) throw std::runtime_error(err.data());
+  conf.release();  // owned by rk
+  return webmon::kafka::HandlePtr(rk);
+}
+
+void delete_topic(rd_kafka_t* rk, const std::string& topic) {
+  rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(topic.c_str());
+  webmon::kafka::QueuePtr queue(rd_kafka_queue_new(rk));
+  rd_kafka_DeleteTopics(rk, &del, 1, nullptr, queue.get());
+  webmon::kafka::EventPtr ev(rd_kafka_queue_poll(queue.get(), 30000));
+  rd_kafka_DeleteTopic_destroy(del);
+}
+
+// Runs the writer binary until SIGTERM; stdout/stderr to `log`.
+pid_t start_writer(const std::string& config, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl(WEBMON_WRITER_BIN, WEBMON_WRITER_BIN, "--config", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+long sum_offsets(const std::string& uri) {
+  try {
+    pqxx::connection c(uri);
+    pqxx::nontransaction nt(c);
+    if (!nt.exec("SELECT to_regclass('ingest_offsets') IS NOT NULL")[0][0].as<bool>()) return 0;
+    return nt.exec("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets")[0][0].as<long>();
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+bool file_contains(const std::string& path, const std::string& text) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str().find(text) != std::string::npos;
+}
+
+int run(const Options& o) {
+  const auto stamp = std::to_string(getpid()) + "_" + std::to_string(std::time(nullptr));
+  const std::string topic = "bench_writer_" + stamp;
+  const std::string writer_db = "bench_writer_" + stamp;
+  const std::string copy_db = "bench_copy_" + stamp;
+  const std::string insert_db = "bench_insert_" + stamp;
+  const auto work = std::filesystem::temp_directory_path() / ("webmon-bench-writer-" + stamp);
+  std::filesystem::create_directories(work);
+
+  std::cout << fmt::format("messages {}, partitions {}, batch_max_rows {}, targets {}\n", o.messages, o.partitions,
+                           o.batch_rows, o.targets);
+
+  // 1. Preload the topic (not timed as part of the writer).
+  auto producer = make_producer(o);
+  webmon::kafka::ensure_topic(producer.get(), topic, o.partitions, 30000);
+  auto t = Clock::now();
+  std::size_t bytes = 0;
+  for (long i = 0; i < o.messages; ++i) {
+    const auto r = make_check(i, o.targets);
+    const auto json = webmon::encode_check_result(r);
+    bytes += json.size();
+    // rd_kafka_produceva: rd_kafka_producev without its macros' C casts; with the schema header
+    // the checker sets.
+    std::array<rd_kafka_vu_t, 5> vu{};
+    vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vu[0].u.cstr = topic.c_str();
+    vu[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[1].u.i = RD_KAFKA_MSG_F_COPY;
+    vu[2].vtype = RD_KAFKA_VTYPE_KEY;
+    vu[2].u.mem.ptr = const_cast<char*>(r.target.data());
+    vu[2].u.mem.size = r.target.size();
+    vu[3].vtype = RD_KAFKA_VTYPE_VALUE;
+    vu[3].u.mem.ptr = const_cast<char*>(json.data());
+    vu[3].u.mem.size = json.size();
+    vu[4].vtype = RD_KAFKA_VTYPE_HEADER;
+    vu[4].u.header.name = "schema";
+    vu[4].u.header.val = webmon::kSchemaHeaderValue.data();
+    vu[4].u.header.size = static_cast<ssize_t>(webmon::kSchemaHeaderValue.size());
+    while (true) {
+      webmon::kafka::ErrorPtr err(rd_kafka_produceva(producer.get(), vu.data(), vu.size()));
+      if (!err) break;
+      if (rd_kafka_error_code(err.get()) != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        throw std::runtime_error(std::string("produce: ") + rd_kafka_error_string(err.get()));
+      }
+      rd_kafka_poll(producer.get(), 10);
+    }
+    rd_kafka_poll(producer.get(), 0);
+  }
+  rd_kafka_flush(producer.get(), 300000);
+  std::cout << fmt::format("preloaded {} messages ({:.0f} bytes each on average) in {:.1f} s\n", o.messages,
+                           static_cast<double>(bytes) / static_cast<double>(o.messages), seconds_since(t));
+
+  // 2. The writer, end to end.
+  create_database(o, writer_db);
+  const auto writer_uri = with_database(o.pg, writer_db);
+  const auto config = (work / "writer.yml").string();
+  {
+    std::ofstream out(config);
+    out << "kafka:\n  bootstrap_servers: \"" << o.kafka << "\"\n  topic: \"" << topic << "\"\n  topic_partitions: "
+        << o.partitions << "\npostgres:\n  uri: \"" << writer_uri << "\"\nwriter:\n  group_id: \"bench-" << stamp
+        << "\"\n  batch_max_rows: " << o.batch_rows << "\n";
+  }
+  const auto log = (work / "writer.log").string();
+  t = Clock::now();
+  const pid_t writer = start_writer(config, log);
+  double assigned_after = 0;
+  while (sum_offsets(writer_uri) < o.messages) {
+    if (assigned_after == 0 && file_contains(log, "assigned")) assigned_after = seconds_since(t);
+    if (waitpid(writer, nullptr, WNOHANG) == writer) throw std::runtime_error("the writer exited; see " + log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double writer_total = seconds_since(t);
+  kill(writer, SIGTERM);
+  rusage usage{};
+  int status = 0;
+  wait4(writer, &status, 0, &usage);
+  const double writer_cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                            static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  const double writer_ingest = writer_total - assigned_after;
+
+  long rows = 0;
+  double heap_bytes = 0;
+  double index_bytes = 0;
+  {
+    pqxx::connection c(writer_uri);
+    pqxx::nontransaction nt(c);
+    nt.exec("VACUUM ANALYZE checks");
+    rows = nt.exec("SELECT count(*) FROM checks")[0][0].as<long>();
+    const auto sizes = nt.exec(
+        "SELECT sum(pg_table_size(inhrelid)), sum(pg_indexes_size(inhrelid)) FROM pg_inherits "
+        "WHERE inhparent = 'checks'::regclass");
+    heap_bytes = sizes[0][0].as<double>();
+    index_bytes = sizes[0][1].as<double>();
+  }
+
+  // 3. Plain COPY of the same rows through psql, into the same schema.
+  const auto copy_uri = schema_database(o, copy_db);
+  const auto copy_file = (work / "checks.copy").string();
+  {
+    std::ofstream out(copy_file, std::ios::binary);
+    for (long i = 0; i < o.messages; ++i) {
+      const auto r = make_check(i, o.targets);
+      const auto fields = webmon::writer::copy_row(r, static_cast<int>(i % o.targets) + 1, 1);
+      for (std::size_t f = 0; f < fields.size(); ++f) {
+        if (f) out << '\t';
+        out << (fields[f] ? copy_escape(*fields[f]) : "\\N");
+      }
+      out << '\n';
+    }
+  }
+  std::string columns;
+  for (const char* col : webmon::writer::kCheckColumns) columns += std::string(columns.empty() ? "" : ",") + col;
+  const auto psql = fmt::format("psql -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy checks ({}) FROM '{}'\"", copy_uri,
+                                columns, copy_file);
+  t = Clock::now();
+  if (std::system(psql.c_str()) != 0) throw std::runtime_error("psql COPY failed");
+  const double copy_seconds = seconds_since(t);
+
+  // 4. One INSERT (and commit) per message, the earlier tools' way, on a subset.
+  const auto insert_uri = schema_database(o, insert_db);
+  const long inserts = std::min(o.insert_messages, o.messages);
+  t = Clock::now();
+  {
+    pqxx::connection c(insert_uri);
+    std::string sql = "INSERT INTO checks (" + columns + ") VALUES (";
+    for (std::size_t f = 0; f < webmon::writer::kCheckColumns.size(); ++f) sql += fmt::format("{}${}", f ? "," : "", f + 1);
+    sql += ")";
+    for (long i = 0; i < inserts; ++i) {
+      const auto r = make_check(i, o.targets);
+      const auto f = webmon::writer::copy_row(r, static_cast<int>(i % o.targets) + 1, 1);
+      pqxx::work tx(c);
+      tx.exec_params(sql, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14],
+                     f[15], f[16], f[17], f[18], f[19], f[20]);
+      tx.commit();
+    }
+  }
+  const double insert_seconds = seconds_since(t);
+
+  const double writer_rate = static_cast<double>(o.messages) / writer_ingest;
+  const double copy_rate = static_cast<double>(o.messages) / copy_seconds;
+  std::cout << fmt::format(
+      "webmon-writer: {} rows in {:.2f} s from assignment ({:.0f} rows/s); {:.2f} s from process start "
+      "({:.0f} rows/s, group join {:.2f} s)\n",
+      rows, writer_ingest, writer_rate, writer_total, static_cast<double>(o.messages) / writer_total, assigned_after);
+  std::cout << fmt::format("webmon-writer CPU: {:.2f} s user+sys in all its threads ({:.1f} us per row)\n", writer_cpu,
+                           writer_cpu * 1e6 / static_cast<double>(o.messages));
+  std::cout << fmt::format("psql COPY:     {} rows in {:.2f} s ({:.0f} rows/s); writer/COPY = {:.2f}\n", o.messages,
+                           copy_seconds, copy_rate, writer_rate / copy_rate);
+  std::cout << fmt::format("INSERT each:   {} rows in {:.2f} s ({:.0f} rows/s)\n", inserts, insert_seconds,
+                           static_cast<double>(inserts) / insert_seconds);
+  const double per_row = (heap_bytes + index_bytes) / static_cast<double>(rows);
+  std::cout << fmt::format(
+      "storage: heap {:.1f} B/check, indexes {:.1f} B/check, total {:.1f} B/check; 1,000 targets at 15 s = "
+      "172.8 M checks/month = {:.1f} GB/month\n",
+      heap_bytes / static_cast<double>(rows), index_bytes / static_cast<double>(rows), per_row,
+      per_row * 172.8e6 / 1e9);
+
+  drop_database(o, writer_db);
+  drop_database(o, copy_db);
+  drop_database(o, insert_db);
+  delete_topic(producer.get(), topic);
+  if (!o.keep_log.empty()) std::filesystem::copy_file(log, o.keep_log, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::remove_all(work);
+  return rows == o.messages ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    const std::string v = argv[i + 1];
+    if (a == "--messages") o.messages = std::stol(v);
+    else if (a == "--partitions") o.partitions = std::stoi(v);
+    else if (a == "--batch-rows") o.batch_rows = std::stol(v);
+    else if (a == "--insert-messages") o.insert_messages = std::stol(v);
+    else if (a == "--targets") o.targets = std::stoi(v);
+    else if (a == "--kafka") o.kafka = v;
+    else if (a == "--pg") o.pg = v;
+    else if (a == "--keep-log") o.keep_log = v;
+    else {
+      std::cerr << "unknown option " << a << "\n";
+      return 2;
+    }
+  }
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::cerr << "webmon-bench-writer: " << e.what() << "\n";
+    return 1;
+  }
+}
