@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -17,6 +19,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include "support/stack.hpp"
 #include "webmon/common/metrics_server.hpp"
 
 namespace {
@@ -195,6 +198,74 @@ TEST_F(MetricsServerTest, BadListenAddressesThrow) {
         << e.what();
   }
   EXPECT_THROW(server_.start("127.0.0.1:0"), std::logic_error);
+}
+
+TEST_F(MetricsServerTest, ConnectionsBeyondTheLimitAreClosed) {
+  webmon::MetricsServer::Options options;
+  options.max_connections = 1;
+  webmon::MetricsServer server(registry_, nullptr, options);
+  server.start("127.0.0.1:0");
+
+  // The first connection has been served once (so the server counts it) and stays open.
+  asio::io_context ioc;
+  auto first = std::make_unique<beast::tcp_stream>(ioc);
+  first->expires_after(std::chrono::seconds(30));
+  first->connect(loopback(server.port()));
+  http::request<http::empty_body> req{http::verb::get, "/healthz", 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(*first, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(*first, buffer, res);
+  ASSERT_EQ(res.result_int(), 200u);
+
+  // A second one is accepted and closed without an answer.
+  {
+    beast::tcp_stream second(ioc);
+    second.expires_after(std::chrono::seconds(30));
+    second.connect(loopback(server.port()));
+    beast::error_code ec;
+    http::write(second, req, ec);
+    beast::flat_buffer b2;
+    http::response<http::string_body> r2;
+    http::read(second, b2, r2, ec);
+    EXPECT_TRUE(ec) << "answered beyond max_connections: " << r2.result_int();
+  }
+
+  // Once the first goes away, there is room again.
+  first.reset();
+  EXPECT_TRUE(webmon::test::eventually([&] {
+    try {
+      return get(server.port(), "/healthz").status == 200;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+}
+
+TEST_F(MetricsServerTest, StopWhileClientsAreScraping) {
+  prometheus::BuildCounter().Name("webmon_test_total").Help("x").Register(*registry_).Add({}).Increment();
+  server_.start("127.0.0.1:0");
+  const auto port = server_.port();
+  std::atomic<bool> done{false};
+  std::atomic<int> served{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      while (!done) {
+        try {
+          if (get(port, "/metrics").status == 200) ++served;
+        } catch (const std::exception&) {
+          // Refused or cut off by stop(): expected once it runs.
+        }
+      }
+    });
+  }
+  EXPECT_TRUE(webmon::test::eventually([&] { return served.load() >= 20; }));
+  server_.stop();  // must return with connections open and requests in flight
+  EXPECT_FALSE(server_.running());
+  done = true;
+  for (auto& t : clients) t.join();
 }
 
 TEST(SplitHostPort, Forms) {
