@@ -180,6 +180,7 @@ std::filesystem::path write_writer_config(const std::filesystem::path& dir, cons
   yaml += "postgres:\n  uri: \"" + pg_uri + "\"\n";
   yaml += "writer:\n  group_id: \"" + group + "\"\n  batch_max_rows: " + std::to_string(options.batch_max_rows) +
           "\n  batch_max_ms: " + std::to_string(options.batch_max_ms) + "\n";
+  if (options.metrics_port) yaml += "  metrics_listen: \"127.0.0.1:" + std::to_string(options.metrics_port) + "\"\n";
   if (options.retention_days) yaml += "  retention_days: " + std::to_string(*options.retention_days) + "\n";
   const auto path = dir / (name + ".yml");
   std::ofstream out(path);

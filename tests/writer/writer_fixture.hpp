@@ -63,6 +63,7 @@ struct WriterOptions {
   int batch_max_ms = 200;
   std::string instance_id;  // group.instance.id: static membership, so a killed writer is replaced at once
   std::optional<int> retention_days;
+  unsigned short metrics_port = 0;  // 0: no metrics endpoint
 };
 
 // The real webmon-writer with a config written into `dir`.

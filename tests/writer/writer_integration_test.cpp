@@ -196,5 +196,57 @@ TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
+// What an operator's curl sees: {status code, body}.
+std::pair<std::string, std::string> http_get(unsigned short port, const std::string& path) {
+  const auto [rc, out] = webmon::test::run_command(
+      {"curl", "-s", "-m", "5", "-w", "\n%{http_code}", "http://127.0.0.1:" + std::to_string(port) + path}, 10s);
+  const auto nl = out.rfind('\n');
+  if (nl == std::string::npos) return {out, ""};
+  return {out.substr(nl + 1), out.substr(0, nl)};
+}
+
+TEST(WriterWithKafkaAndPostgres, MetricsCountRowsAndReadinessFollowsPostgres) {
+  TestDatabase db;
+  TempDir dir;
+  const auto topic = unique_name("wt_topic");
+  Producer producer;
+  producer.create_topic(topic, 2);
+  for (int i = 0; i < 250; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.produce(topic, std::nullopt, std::string("garbage"));
+  producer.flush();
+
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  Writer writer(dir.path(), "writer", topic, unique_name("wt_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == 250; }, 120s)) << writer.log();
+  std::string metrics;
+  EXPECT_TRUE(eventually([&] {
+    metrics = http_get(options.metrics_port, "/metrics").second;
+    return metrics.find("webmon_writer_rows_written_total 250") != std::string::npos;
+  }, 30s)) << metrics;
+  EXPECT_NE(metrics.find("webmon_writer_dead_letters_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("webmon_writer_batches_total{result=\"committed\"}"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("webmon_writer_batch_duration_seconds_count"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("webmon_writer_consumer_lag{partition=\"0\",topic=\"" + topic + "\"} 0"), std::string::npos)
+      << metrics;
+  EXPECT_EQ(http_get(options.metrics_port, "/readyz").first, "200");
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
+TEST(WriterWithKafka, NotReadyWhilePostgresIsUnreachableAndStillStopsCleanly) {
+  TempDir dir;
+  // Nothing listens there: the writer keeps retrying with backoff.
+  const auto nowhere = "postgresql://webmon:webmon@127.0.0.1:" + std::to_string(webmon::test::free_port()) + "/none";
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  Writer writer(dir.path(), "writer", unique_name("wt_topic"), unique_name("wt_group"), nowhere, options);
+  ASSERT_TRUE(eventually([&] { return http_get(options.metrics_port, "/healthz").first == "200"; }, 60s))
+      << writer.log();
+  EXPECT_NE(http_get(options.metrics_port, "/readyz").first, "200");
+  EXPECT_TRUE(eventually([&] { return writer.log().find("retrying") != std::string::npos; }, 30s)) << writer.log();
+  EXPECT_EQ(writer.log().find(":webmon@"), std::string::npos) << "the password is never logged\n" << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
 }  // namespace
 }  // namespace webmon::writer::test
