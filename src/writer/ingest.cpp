@@ -139,8 +139,11 @@ void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
 void Ingestor::on_pg_failure(const std::exception& e, const char* during) {
   metrics_->postgres_errors.Increment();
   metrics_->postgres_up.Set(0);
-  if (pg_up_.exchange(false) || backoff_.count() == 0) {
+  if (pg_up_.exchange(false)) {
     spdlog::warn("postgresql: {} failed: {}; pausing consumption and reconnecting", during, e.what());
+    outage_logged_ = true;
+  } else {
+    spdlog::debug("postgresql: {} failed: {}", during, e.what());
   }
   sink_.disconnect();
   builder_.discard();
@@ -153,7 +156,10 @@ void Ingestor::on_pg_failure(const std::exception& e, const char* during) {
     auto list = make_list(config_.kafka.topic, all);
     rd_kafka_pause_partitions(rk_.get(), list.get());
   }
-  backoff_ = options_.backoff_initial;
+  // A batch that fails again and again (not a lost connection but, say, a row PostgreSQL refuses)
+  // must not spin: each consecutive failure doubles the wait before the next attempt.
+  const int doublings = std::min(failed_in_a_row_, 10);
+  backoff_ = std::min(options_.backoff_initial * (1 << doublings), options_.backoff_max);
   next_attempt_ = Clock::now() + backoff_;
 }
 
@@ -202,14 +208,16 @@ void Ingestor::try_reconnect() {
     sync_positions();
     pg_up_ = true;
     metrics_->postgres_up.Set(1);
-    if (backoff_.count() > 0) spdlog::info("postgresql: connected again; resuming");
-    backoff_ = std::chrono::milliseconds(0);
     next_maintenance_ = Clock::now();
+    if (outage_logged_) spdlog::info("postgresql: connected again; resuming");
+    outage_logged_ = false;
   } catch (const std::exception& e) {
     sink_.disconnect();
     for (auto& [p, s] : parts_) s.synced = false;
-    if (backoff_.count() == 0) {
-      spdlog::warn("postgresql: cannot connect to {}: {}", redact_uri(config_.postgres.uri), e.what());
+    if (!outage_logged_) {
+      spdlog::warn("postgresql: cannot connect to {}: {}; retrying with backoff", redact_uri(config_.postgres.uri),
+                   e.what());
+      outage_logged_ = true;
     } else {
       spdlog::debug("postgresql: still unavailable: {}", e.what());
     }
@@ -329,6 +337,7 @@ void Ingestor::settle(BatchDone& done) {
   metrics_->batch_duration.Observe(done.took.count());
   switch (done.outcome) {
     case BatchOutcome::committed:
+      failed_in_a_row_ = 0;
       metrics_->batches_committed.Increment();
       metrics_->rows_written.Increment(static_cast<double>(batch.rows.size()));
       metrics_->dead_letters.Increment(static_cast<double>(batch.dead_letters.size()));
@@ -350,11 +359,13 @@ void Ingestor::settle(BatchDone& done) {
       }
       return;
     case BatchOutcome::in_doubt:
+      ++failed_in_a_row_;
       metrics_->batches_failed.Increment();
       in_doubt_ = std::move(done.batch);
       on_pg_failure(std::runtime_error(done.error), "commit (outcome unknown)");
       return;
     case BatchOutcome::failed:
+      ++failed_in_a_row_;
       metrics_->batches_failed.Increment();
       on_pg_failure(std::runtime_error(done.error), "writing a batch");
       return;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
@@ -230,6 +231,38 @@ TEST(WriterWithKafkaAndPostgres, MetricsCountRowsAndReadinessFollowsPostgres) {
   EXPECT_NE(metrics.find("webmon_writer_consumer_lag{partition=\"0\",topic=\"" + topic + "\"} 0"), std::string::npos)
       << metrics;
   EXPECT_EQ(http_get(options.metrics_port, "/readyz").first, "200");
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
+TEST(WriterWithKafkaAndPostgres, BatchPostgresRefusesIsRetriedWithBackoffNeverSkipped) {
+  TestDatabase db;
+  TempDir dir;
+  apply_migrations(db.uri());
+  // A rule the writer does not know about refuses some rows: their batch cannot commit.
+  db.exec("ALTER TABLE checks ADD CONSTRAINT no_dns_errors CHECK (error IS DISTINCT FROM 1)");
+  const auto topic = unique_name("wt_topic");
+  Producer producer;
+  producer.create_topic(topic, 1);
+  for (int i = 0; i < 100; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  Writer writer(dir.path(), "writer", topic, unique_name("wt_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return writer.log().find("no_dns_errors") != std::string::npos; }, 60s))
+      << writer.log();
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(counts(db).rows, 0) << "nothing skipped, nothing half-written";
+  const auto metrics = http_get(options.metrics_port, "/metrics").second;
+  const auto at = metrics.find("webmon_writer_batches_total{result=\"failed\"} ");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  const auto failed = std::stod(metrics.substr(at + 44));
+  EXPECT_GE(failed, 2);
+  EXPECT_LE(failed, 15) << "retries back off instead of spinning";
+  EXPECT_TRUE(writer.process().running());
+
+  db.exec("ALTER TABLE checks DROP CONSTRAINT no_dns_errors");
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == 100; }, 60s)) << writer.log();
+  EXPECT_EQ(counts(db).duplicates, 0);
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 

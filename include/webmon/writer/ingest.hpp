@@ -84,6 +84,8 @@ class Ingestor {
   std::atomic<bool> pg_up_{false};
   std::atomic<bool> kafka_up_{false};
   std::chrono::milliseconds backoff_{0};
+  int failed_in_a_row_ = 0;    // batches failed since the last committed one
+  bool outage_logged_ = false;  // one warning per PostgreSQL outage, then debug lines
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::steady_clock::time_point next_maintenance_{};
   std::chrono::steady_clock::time_point next_kafka_check_{};
