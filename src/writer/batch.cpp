@@ -100,6 +100,7 @@ void BatchBuilder::add(const InMessage& m, std::optional<std::int64_t> expected,
   if (batch_.empty()) {
     first_at_ = now;
     batch_.topic = std::string(m.topic);
+    batch_.rows.reserve(max_rows_);
   }
   auto [span, inserted] = batch_.partitions.try_emplace(m.partition);
   if (inserted) span->second.expected = expected;

@@ -1,5 +1,7 @@
 #include "batch_worker.hpp"
 
+#include <pthread.h>
+
 #include <pqxx/except>
 
 namespace webmon::writer {
@@ -48,6 +50,7 @@ BatchWorker::Done BatchWorker::wait() {
 }
 
 void BatchWorker::loop() {
+  pthread_setname_np(pthread_self(), "webmon-pg");  // tells it apart in top -H and perf
   std::unique_lock lock(mutex_);
   while (true) {
     cv_.wait(lock, [this] { return quit_ || job_.has_value(); });

@@ -272,7 +272,8 @@ void Ingestor::on_message(const rd_kafka_message_t* msg) {
   if (rd_kafka_message_headers(msg, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
     const void* v = nullptr;
     std::size_t n = 0;
-    if (rd_kafka_header_get_last(headers, std::string(kSchemaHeaderName).c_str(), &v, &n) ==
+    static const std::string header_name(kSchemaHeaderName);
+    if (rd_kafka_header_get_last(headers, header_name.c_str(), &v, &n) ==
         RD_KAFKA_RESP_ERR_NO_ERROR) {
       m.schema_header = v ? std::string_view(static_cast<const char*>(v), n) : std::string_view();
     }
