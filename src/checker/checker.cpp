@@ -32,9 +32,9 @@ ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx) {
 }
 
 // The longest a probe in flight can still take: its timeout (plus a little for scheduling).
-std::chrono::milliseconds drain_limit(const Config& cfg) {
+std::chrono::milliseconds drain_limit(const std::vector<TargetPtr>& targets) {
   std::chrono::nanoseconds longest{0};
-  for (const auto& t : cfg.targets) longest = std::max(longest, t.timeout);
+  for (const auto& t : targets) longest = std::max(longest, t->timeout);
   return std::chrono::duration_cast<std::chrono::milliseconds>(longest) + std::chrono::seconds(2);
 }
 
@@ -49,16 +49,17 @@ class CheckerProcess {
 
   int run() {
     auto ctx = ProbeContext::for_targets(config_.targets);  // TlsSetupError is fatal at first start
+    targets_ = share_targets(std::move(config_.targets));    // one copy, shared with the scheduler
     producer_.start();
     if (!config_.checker.metrics_listen.empty()) {
       metrics_server_.emplace(metrics_.registry(), [this] { return producer_.connected(); });
       metrics_server_->start(config_.checker.metrics_listen);
     }
     scheduler_.start();
-    scheduler_.apply(config_.targets, probe_fn(std::move(ctx)));
-    metrics_.targets.Set(static_cast<double>(config_.targets.size()));
+    scheduler_.apply(targets_, probe_fn(std::move(ctx)));
+    metrics_.targets.Set(static_cast<double>(targets_.size()));
     spdlog::info("webmon-checker started: {} targets, {} threads, topic {} on {}, instance {}",
-                 config_.targets.size(), config_.checker.threads, config_.kafka.topic,
+                 targets_.size(), config_.checker.threads, config_.kafka.topic,
                  config_.kafka.bootstrap_servers, config_.checker.instance_id);
 
     wait_signal();
@@ -114,13 +115,14 @@ class CheckerProcess {
       return;
     }
     warn_needs_restart(next);
-    const auto added_changed_removed = diff_summary(config_.targets, next.targets);
-    scheduler_.apply(next.targets, probe_fn(std::move(ctx)));
-    metrics_.targets.Set(static_cast<double>(next.targets.size()));
+    auto targets = share_targets(std::move(next.targets));
+    const auto added_changed_removed = diff_summary(targets_, targets);
+    scheduler_.apply(targets, probe_fn(std::move(ctx)));
+    targets_ = std::move(targets);
+    metrics_.targets.Set(static_cast<double>(targets_.size()));
     metrics_.reloads_ok.Increment();
-    config_.targets = std::move(next.targets);
-    spdlog::info("reloaded: {} targets ({})", config_.targets.size(), added_changed_removed);
-    if (config_.targets.empty()) spdlog::warn("no targets configured: nothing to probe until a reload adds some");
+    spdlog::info("reloaded: {} targets ({})", targets_.size(), added_changed_removed);
+    if (targets_.empty()) spdlog::warn("no targets configured: nothing to probe until a reload adds some");
     service::notify_ready();
   }
 
@@ -135,17 +137,17 @@ class CheckerProcess {
     }
   }
 
-  static std::string diff_summary(const std::vector<TargetConfig>& before, const std::vector<TargetConfig>& after) {
+  static std::string diff_summary(const std::vector<TargetPtr>& before, const std::vector<TargetPtr>& after) {
     std::size_t added = 0, changed = 0, removed = 0;
     std::unordered_map<std::string_view, const TargetConfig*> old;
-    for (const auto& t : before) old.emplace(t.name, &t);
+    for (const auto& t : before) old.emplace(t->name, t.get());
     for (const auto& t : after) {
-      auto it = old.find(t.name);
+      auto it = old.find(t->name);
       if (it == old.end()) {
         ++added;
         continue;
       }
-      if (!it->second->same_probe(t) || it->second->interval != t.interval) ++changed;
+      if (!it->second->same_probe(*t) || it->second->interval != t->interval) ++changed;
       old.erase(it);
     }
     removed = old.size();
@@ -155,7 +157,7 @@ class CheckerProcess {
   // Stop scheduling, let probes in flight end (bounded by their deadlines), flush Kafka (bounded).
   int shutdown() {
     service::notify_stopping();
-    const auto left = scheduler_.stop(drain_limit(config_));
+    const auto left = scheduler_.stop(drain_limit(targets_));
     if (left > 0) spdlog::warn("{} probes still in flight at shutdown were abandoned", left);
     const int undelivered = producer_.flush(std::chrono::seconds(10));
     if (undelivered > 0) {
@@ -167,7 +169,8 @@ class CheckerProcess {
     return 0;
   }
 
-  Config config_;
+  Config config_;  // its targets are moved into targets_ at start
+  std::vector<TargetPtr> targets_;
   std::filesystem::path path_;
   CheckerMetrics metrics_;
   Producer producer_;

@@ -45,7 +45,7 @@ class Scheduler::Shard {
     asio::co_spawn(io_, flush_loop(), asio::detached);
   }
 
-  void apply(std::vector<TargetConfig> targets, ProbeFn probe) {
+  void apply(std::vector<TargetPtr> targets, ProbeFn probe) {
     asio::post(io_, [this, targets = std::move(targets), probe = std::move(probe)]() mutable {
       apply_here(std::move(targets), std::move(probe));
     });
@@ -84,19 +84,18 @@ class Scheduler::Shard {
     Nanos due;
   };
 
-  void apply_here(std::vector<TargetConfig> targets, ProbeFn probe) {
+  void apply_here(std::vector<TargetPtr> targets, ProbeFn probe) {
     probe_ = std::move(probe);
     if (stopping_) return;
-    std::unordered_map<std::string, std::shared_ptr<Slot>> next;
+    std::unordered_map<std::string_view, std::shared_ptr<Slot>> next;
     next.reserve(targets.size());
     const Nanos now = steady_now();
-    for (auto& t : targets) {
-      auto cfg = std::make_shared<const TargetConfig>(std::move(t));
+    for (auto& cfg : targets) {
       auto it = slots_.find(cfg->name);
       if (it == slots_.end()) {
         auto slot = std::make_shared<Slot>(io_, cfg, now);
-        asio::co_spawn(io_, target_loop(slot), asio::detached);
-        next.emplace(cfg->name, std::move(slot));
+        arm(slot);
+        next.emplace(slot->cfg->name, std::move(slot));
         continue;
       }
       auto slot = it->second;
@@ -114,24 +113,33 @@ class Scheduler::Shard {
     for (auto& [name, slot] : slots_) {  // what is left was removed
       slot->removed = true;
       slot->timer.cancel();
-      metrics_.forget_target(name);
+      metrics_.forget_target(slot->cfg->name);
     }
     slots_ = std::move(next);
   }
 
-  asio::awaitable<void> target_loop(std::shared_ptr<Slot> slot) {
-    while (!slot->removed && !stopping_) {
-      slot->timer.expires_at(steady_clock::time_point(
-          std::chrono::duration_cast<steady_clock::duration>(slot->schedule.next_due())));
-      co_await slot->timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (slot->removed || stopping_) break;
-      const auto fire = slot->schedule.fire(steady_now());
-      if (fire.skipped) {
-        skipped_.fetch_add(fire.skipped, std::memory_order_relaxed);
-        metrics_.skipped.Increment(static_cast<double>(fire.skipped));
-      }
-      if (fire.start) admit(slot, fire.due);
+  // Arms the target's timer for its next due time. The handler captures `this`: it runs only on
+  // io_, which this shard owns and stops before it goes, so it cannot outlive the shard.
+  void arm(std::shared_ptr<Slot> slot) {
+    slot->timer.expires_at(steady_clock::time_point(
+        std::chrono::duration_cast<steady_clock::duration>(slot->schedule.next_due())));
+    auto* timer = &slot->timer;
+    timer->async_wait([this, slot = std::move(slot)](const boost::system::error_code&) mutable {
+      on_due(std::move(slot));
+    });
+  }
+
+  // Also reached when a reload cancelled the wait to move the target to a new phase: fire() then
+  // finds nothing due yet and the timer is simply re-armed.
+  void on_due(std::shared_ptr<Slot> slot) {
+    if (slot->removed || stopping_) return;
+    const auto fire = slot->schedule.fire(steady_now());
+    if (fire.skipped) {
+      skipped_.fetch_add(fire.skipped, std::memory_order_relaxed);
+      metrics_.skipped.Increment(static_cast<double>(fire.skipped));
     }
+    if (fire.start) admit(slot, fire.due);
+    arm(std::move(slot));
   }
 
   // The in-flight cap: start now, or queue in due order.
@@ -210,7 +218,7 @@ class Scheduler::Shard {
   ResultFn on_result_;
   CheckerMetrics& metrics_;
   ProbeFn probe_;
-  std::unordered_map<std::string, std::shared_ptr<Slot>> slots_;
+  std::unordered_map<std::string_view, std::shared_ptr<Slot>> slots_;  // keys view slot->cfg->name
   std::deque<Waiting> waiting_;
   bool stopping_ = false;
   std::atomic<std::size_t> in_flight_{0};
@@ -236,9 +244,18 @@ void Scheduler::start() {
   running_ = true;
 }
 
-void Scheduler::apply(const std::vector<TargetConfig>& targets, ProbeFn probe) {
-  std::vector<std::vector<TargetConfig>> per_shard(shards_.size());
-  for (const auto& t : targets) per_shard[stable_hash(t.name) % shards_.size()].push_back(t);
+std::vector<TargetPtr> share_targets(std::vector<TargetConfig>&& targets) {
+  std::vector<TargetPtr> out;
+  out.reserve(targets.size());
+  for (auto& t : targets) out.push_back(std::make_shared<const TargetConfig>(std::move(t)));
+  targets.clear();
+  targets.shrink_to_fit();
+  return out;
+}
+
+void Scheduler::apply(const std::vector<TargetPtr>& targets, ProbeFn probe) {
+  std::vector<std::vector<TargetPtr>> per_shard(shards_.size());
+  for (const auto& t : targets) per_shard[stable_hash(t->name) % shards_.size()].push_back(t);
   for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->apply(std::move(per_shard[i]), probe);
 }
 

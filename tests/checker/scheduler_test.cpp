@@ -139,13 +139,13 @@ boost::asio::awaitable<CheckResult> fake_probe(std::shared_ptr<const TargetConfi
   co_return r;
 }
 
-TargetConfig target(const std::string& name, std::chrono::milliseconds interval) {
+webmon::checker::TargetPtr target(const std::string& name, std::chrono::milliseconds interval) {
   TargetConfig t;
   t.name = name;
   t.url = "http://127.0.0.1/" + name;
   t.interval = interval;
   t.timeout = interval;
-  return t;
+  return std::make_shared<const TargetConfig>(std::move(t));
 }
 
 struct SchedulerHarness {
@@ -169,27 +169,27 @@ struct SchedulerHarness {
 
 TEST(Scheduler, EveryResultIsOnItsTargetsFixedRateGrid) {
   SchedulerHarness h(2);
-  std::vector<TargetConfig> targets;
+  std::vector<webmon::checker::TargetPtr> targets;
   for (int i = 0; i < 20; ++i) targets.push_back(target("t" + std::to_string(i), 100ms));
   h.scheduler.apply(targets, h.probe(5ms));
   ASSERT_TRUE(webmon::test::eventually([&] {
     for (const auto& t : targets)
-      if (h.rec->count(t.name) < 5) return false;
+      if (h.rec->count(t->name) < 5) return false;
     return true;
   }));
   EXPECT_EQ(h.scheduler.stop(5s), 0u);
   std::lock_guard l(h.rec->m);
   for (const auto& t : targets) {
-    const auto& rs = h.rec->by_target[t.name];
+    const auto& rs = h.rec->by_target[t->name];
     for (std::size_t i = 1; i < rs.size(); ++i) {
       const auto step = rs[i].scheduled_at - rs[i - 1].scheduled_at;
       // Millisecond rounding of two wall-clock readings: a step is k * 100 ms, +-1 ms.
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(step).count();
-      EXPECT_LE(std::abs(ms - (ms + 50) / 100 * 100), 1) << t.name << " step " << ms << " ms";
+      EXPECT_LE(std::abs(ms - (ms + 50) / 100 * 100), 1) << t->name << " step " << ms << " ms";
       EXPECT_GE(ms, 99);
     }
     for (const auto& r : rs) {
-      EXPECT_EQ(r.target, t.name);
+      EXPECT_EQ(r.target, t->name);
       EXPECT_EQ(r.checker, "test-instance");
       EXPECT_GE(r.started_at, r.scheduled_at);
     }
@@ -209,19 +209,19 @@ TEST(Scheduler, NeverTwoProbesOfOneTargetAndOverrunsAreSkipped) {
 
 TEST(Scheduler, TheInFlightCapHoldsProbesBackButKeepsTheirDueTime) {
   SchedulerHarness h(1, 1);
-  std::vector<TargetConfig> targets;
+  std::vector<webmon::checker::TargetPtr> targets;
   for (int i = 0; i < 4; ++i) targets.push_back(target("capped" + std::to_string(i), 1000ms));
   h.scheduler.apply(targets, h.probe(30ms));
   ASSERT_TRUE(webmon::test::eventually([&] {
     for (const auto& t : targets)
-      if (h.rec->count(t.name) < 2) return false;
+      if (h.rec->count(t->name) < 2) return false;
     return true;
   }));
   h.scheduler.stop(5s);
   EXPECT_EQ(h.rec->max_concurrent.load(), 1);
   std::lock_guard l(h.rec->m);
   for (const auto& t : targets)
-    for (const auto& r : h.rec->by_target[t.name]) EXPECT_GE(r.started_at, r.scheduled_at);
+    for (const auto& r : h.rec->by_target[t->name]) EXPECT_GE(r.started_at, r.scheduled_at);
 }
 
 TEST(Scheduler, ReloadTouchesOnlyWhatChanged) {
