@@ -174,7 +174,8 @@ void Producer::flush() {
 std::filesystem::path write_writer_config(const std::filesystem::path& dir, const std::string& name,
                                           const std::string& topic, const std::string& group,
                                           const std::string& pg_uri, const WriterOptions& options) {
-  std::string yaml = "kafka:\n  bootstrap_servers: \"" + webmon::test::kafka_bootstrap() + "\"\n  topic: \"" + topic +
+  const auto bootstrap = options.bootstrap.empty() ? webmon::test::kafka_bootstrap() : options.bootstrap;
+  std::string yaml = "kafka:\n  bootstrap_servers: \"" + bootstrap + "\"\n  topic: \"" + topic +
                      "\"\n  properties:\n    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"1000\"\n";
   if (!options.instance_id.empty()) yaml += "    group.instance.id: \"" + options.instance_id + "\"\n";
   yaml += "postgres:\n  uri: \"" + pg_uri + "\"\n";

@@ -64,6 +64,7 @@ struct WriterOptions {
   std::string instance_id;  // group.instance.id: static membership, so a killed writer is replaced at once
   std::optional<int> retention_days;
   unsigned short metrics_port = 0;  // 0: no metrics endpoint
+  std::string bootstrap;            // empty: the stack's Kafka
 };
 
 // The real webmon-writer with a config written into `dir`.

@@ -281,5 +281,21 @@ TEST(WriterWithKafka, NotReadyWhilePostgresIsUnreachableAndStillStopsCleanly) {
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
+TEST(WriterWithPostgres, WaitsWhileKafkaIsUnreachableAndStillStopsCleanly) {
+  TestDatabase db;
+  TempDir dir;
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  options.bootstrap = "127.0.0.1:" + std::to_string(webmon::test::free_port());  // nothing listens
+  Writer writer(dir.path(), "writer", unique_name("wt_topic"), unique_name("wt_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return db.scalar("SELECT to_regclass('check_results')") == "check_results"; }, 60s))
+      << writer.log();
+  std::this_thread::sleep_for(2s);
+  EXPECT_TRUE(writer.process().running()) << writer.log();
+  EXPECT_EQ(http_get(options.metrics_port, "/healthz").first, "200");
+  EXPECT_NE(http_get(options.metrics_port, "/readyz").first, "200");
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
 }  // namespace
 }  // namespace webmon::writer::test
