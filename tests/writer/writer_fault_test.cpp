@@ -62,7 +62,8 @@ void create_topic(const std::string& topic) {
 TEST(WriterFault, KilledWithSigkillEveryTwoSeconds) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wf_topic");
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
   BackgroundProducer producer(topic, kMessages, 10s);
@@ -94,7 +95,8 @@ TEST(WriterFault, KilledWithSigkillEveryTwoSeconds) {
 TEST(WriterFault, PostgresRestartedTwiceDuringIngest) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wf_topic");
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
   create_topic(topic);
   WriterOptions options;
   options.batch_max_rows = 2000;
@@ -125,10 +127,39 @@ TEST(WriterFault, PostgresRestartedTwiceDuringIngest) {
   EXPECT_EQ(c.duplicates, 0);
 }
 
+TEST(WriterFault, KafkaRestartedDuringIngest) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
+  create_topic(topic);
+  WriterOptions options;
+  options.batch_max_rows = 2000;
+  Writer writer(dir.path(), "writer", topic, unique_name("wf_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return writer.log().find("assigned") != std::string::npos; }, 60s)) << writer.log();
+  BackgroundProducer producer(topic, kMessages, 10s);
+
+  std::this_thread::sleep_for(3s);
+  const auto [status, output] =
+      webmon::test::run_command({std::string(WEBMON_SOURCE_DIR) + "/scripts/stack", "restart", "kafka"}, 3min);
+  ASSERT_EQ(status, 0) << output;
+  const auto after_restart = counts(db).rows;
+  EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 240s)) << writer.log();
+  EXPECT_TRUE(writer.process().running()) << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  const auto c = counts(db);
+  report("Kafka restarted (" + std::to_string(after_restart) + " rows when it was back)", kMessages, c);
+  EXPECT_EQ(producer.error(), "");
+  EXPECT_LT(after_restart, kMessages);
+  EXPECT_EQ(c.rows, kMessages);
+  EXPECT_EQ(c.duplicates, 0);
+}
+
 TEST(WriterFault, TwoWritersInOneGroupOneStoppedAndRestarted) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wf_topic");
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
   WriterOptions options;
@@ -156,7 +187,8 @@ TEST(WriterFault, TwoWritersInOneGroupOneStoppedAndRestarted) {
 TEST(WriterFault, OnePercentGarbageGoesToDeadLetters) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wf_topic");
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
   create_topic(topic);
   constexpr std::int64_t kTotal = 20'000;
   std::set<std::string> garbage_keys;

@@ -171,6 +171,27 @@ void Producer::flush() {
   }
 }
 
+TestTopic::TestTopic(const std::string& prefix) : name_(webmon::test::unique_name(prefix)) {}
+
+TestTopic::~TestTopic() {
+  try {
+    KafkaConfig cfg;
+    cfg.bootstrap_servers = webmon::test::kafka_bootstrap();
+    auto conf = kafka::make_conf(cfg, {});
+    std::array<char, 512> err{};
+    kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err.data(), err.size()));
+    if (!rk) return;
+    conf.release();  // owned by rk
+    rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(name_.c_str());
+    kafka::QueuePtr queue(rd_kafka_queue_new(rk.get()));
+    rd_kafka_DeleteTopics(rk.get(), &del, 1, nullptr, queue.get());
+    kafka::EventPtr ev(rd_kafka_queue_poll(queue.get(), 15000));
+    rd_kafka_DeleteTopic_destroy(del);
+  } catch (const std::exception& e) {
+    std::cerr << "deleting topic " << name_ << ": " << e.what() << "\n";
+  }
+}
+
 std::filesystem::path write_writer_config(const std::filesystem::path& dir, const std::string& name,
                                           const std::string& topic, const std::string& group,
                                           const std::string& pg_uri, const WriterOptions& options) {

@@ -58,6 +58,20 @@ class Producer {
   kafka::HandlePtr rk_;
 };
 
+// A unique topic name, and the topic (created by whoever uses it first) deleted afterwards, so
+// that test runs do not pile up topics and data in the shared Kafka.
+class TestTopic {
+ public:
+  explicit TestTopic(const std::string& prefix);
+  ~TestTopic();
+  TestTopic(const TestTopic&) = delete;
+  TestTopic& operator=(const TestTopic&) = delete;
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
 struct WriterOptions {
   std::size_t batch_max_rows = 5000;
   int batch_max_ms = 200;

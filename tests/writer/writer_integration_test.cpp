@@ -35,7 +35,8 @@ std::string expected_real(const std::optional<double>& v) {
 TEST(WriterWithKafkaAndPostgres, RowsInCheckResultsMatchWhatWasSent) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wt_topic");
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
   Producer producer;
   producer.create_topic(topic, 3);
   constexpr int kMessages = 600;
@@ -105,7 +106,8 @@ TEST(WriterWithKafkaAndPostgres, RowsInCheckResultsMatchWhatWasSent) {
 TEST(WriterWithKafkaAndPostgres, RestartResumesFromStoredOffsets) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wt_topic");
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
   const auto group = unique_name("wt_group");
   Producer producer;
   producer.create_topic(topic, 2);
@@ -142,7 +144,8 @@ TEST(WriterWithPostgres, MigrationsTwiceAreHarmless) {
 TEST(WriterWithKafkaAndPostgres, BinaryAppliesSchemaOnceAcrossRuns) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wt_topic");
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
   for (const char* run : {"run1", "run2"}) {
     Writer writer(dir.path(), run, topic, unique_name("wt_group"), db.uri());
     ASSERT_TRUE(eventually([&] { return writer.log().find("migration(s) applied now") != std::string::npos; }, 60s))
@@ -164,7 +167,8 @@ TEST(WriterWithKafkaAndPostgres, ChangedAppliedMigrationIsRefused) {
   for (const auto& m : embedded_migrations()) {
     dir.write("sql/" + m.name, m.version == 1 ? m.sql + "\n-- edited later\n" : m.sql);
   }
-  Writer writer(dir.path(), "writer", unique_name("wt_topic"), unique_name("wt_group"), db.uri(), {},
+  const TestTopic topic("wt_topic");
+  Writer writer(dir.path(), "writer", topic.name(), unique_name("wt_group"), db.uri(), {},
                 {"WEBMON_MIGRATIONS_DIR=" + (dir.path() / "sql").string()});
   const auto status = writer.process().wait_for_exit(60s);
   ASSERT_TRUE(status) << writer.log();
@@ -184,7 +188,8 @@ TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   ASSERT_EQ(db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'checks'::regclass"), "3");
   WriterOptions options;
   options.retention_days = 10;
-  Writer writer(dir.path(), "writer", unique_name("wt_topic"), unique_name("wt_group"), db.uri(), options);
+  const TestTopic topic("wt_topic");
+  Writer writer(dir.path(), "writer", topic.name(), unique_name("wt_group"), db.uri(), options);
   ASSERT_TRUE(eventually([&] {
     return db.scalar("SELECT count(*) FROM pg_class WHERE relname = to_char(current_date - 30, '\"checks_\"YYYYMMDD')") ==
            "0";
@@ -209,7 +214,8 @@ std::pair<std::string, std::string> http_get(unsigned short port, const std::str
 TEST(WriterWithKafkaAndPostgres, MetricsCountRowsAndReadinessFollowsPostgres) {
   TestDatabase db;
   TempDir dir;
-  const auto topic = unique_name("wt_topic");
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
   Producer producer;
   producer.create_topic(topic, 2);
   for (int i = 0; i < 250; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
@@ -240,7 +246,8 @@ TEST(WriterWithKafkaAndPostgres, BatchPostgresRefusesIsRetriedWithBackoffNeverSk
   apply_migrations(db.uri());
   // A rule the writer does not know about refuses some rows: their batch cannot commit.
   db.exec("ALTER TABLE checks ADD CONSTRAINT no_dns_errors CHECK (error IS DISTINCT FROM 1)");
-  const auto topic = unique_name("wt_topic");
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
   Producer producer;
   producer.create_topic(topic, 1);
   for (int i = 0; i < 100; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
