@@ -1,4 +1,4 @@
-#include "batch_worker.hpp"
+#include "webmon/writer/batch_worker.hpp"
 
 #include <pthread.h>
 

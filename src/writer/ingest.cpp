@@ -10,7 +10,7 @@
 
 #include "webmon/common/logging.hpp"
 #include "webmon/common/service.hpp"
-#include "batch_worker.hpp"
+#include "webmon/writer/batch_worker.hpp"
 
 namespace webmon::writer {
 namespace {
