@@ -179,6 +179,38 @@ TEST(WriterWithKafkaAndPostgres, ChangedAppliedMigrationIsRefused) {
   EXPECT_THROW(apply_migrations(conn, load_migrations(dir.path() / "sql")), MigrationError);
 }
 
+TEST(WriterWithPostgres, IndexesServeOneTargetOverTimeAndAllTargetsLastHour) {
+  TestDatabase db;
+  apply_migrations(db.uri());
+  pqxx::connection conn(db.uri());
+  pqxx::nontransaction nt(conn);
+  nt.exec("SELECT webmon_ensure_checks_partition(d::date) FROM generate_series(current_date - 2, current_date, "
+          "interval '1 day') AS d");
+  nt.exec("INSERT INTO targets (name, url, first_seen, last_seen) SELECT 't' || i, 'http://t' || i, now(), now() "
+          "FROM generate_series(1, 100) AS i");
+  nt.exec("INSERT INTO checkers (name) VALUES ('c')");
+  nt.exec("INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, body_bytes, redirects, ok) "
+          "SELECT now() - i * interval '1 second', now(), 1 + i % 100, 1, 0.1, 10, 0, true "
+          "FROM generate_series(0, 150000) AS i");
+  nt.exec("ANALYZE checks");
+  auto plan = [&](const std::string& query) {
+    std::string text;
+    for (const auto& row : nt.exec("EXPLAIN " + query)) text += row[0].as<std::string>() + "\n";
+    return text;
+  };
+  const auto one_target = plan(
+      "SELECT * FROM check_results WHERE target = 't7' AND scheduled_at >= now() - interval '6 hours'");
+  EXPECT_NE(one_target.find("target_id_scheduled_at_idx"), std::string::npos) << one_target;
+  const auto last_hour = plan("SELECT * FROM check_results WHERE scheduled_at >= now() - interval '1 hour'");
+  EXPECT_NE(last_hour.find("_scheduled_at_idx"), std::string::npos) << "the BRIN index\n" << last_hour;
+  EXPECT_EQ(last_hour.find("Seq Scan on checks_2"), std::string::npos) << "no day read whole\n" << last_hour;
+  // Only the partitions that can hold the last hour are read (pruned at run time with now()).
+  const auto pruned = plan("SELECT count(*) FROM checks WHERE scheduled_at >= '" +
+                           db.scalar("SELECT date_trunc('hour', now())::text") + "'");
+  EXPECT_EQ(pruned.find(db.scalar("SELECT to_char(current_date - 2, '\"checks_\"YYYYMMDD')")), std::string::npos)
+      << pruned;
+}
+
 TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   TestDatabase db;
   TempDir dir;
