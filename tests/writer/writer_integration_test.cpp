@@ -13,6 +13,7 @@
 
 #include "webmon/writer/migrations.hpp"
 #include "webmon/writer/pg_format.hpp"
+#include "webmon/writer/sink.hpp"
 #include "writer_fixture.hpp"
 
 namespace webmon::writer::test {
@@ -177,6 +178,39 @@ TEST(WriterWithKafkaAndPostgres, ChangedAppliedMigrationIsRefused) {
   // The library refuses the same way.
   pqxx::connection conn(db.uri());
   EXPECT_THROW(apply_migrations(conn, load_migrations(dir.path() / "sql")), MigrationError);
+}
+
+// The heart of exactly once, at the sink: a batch commits only from the offset PostgreSQL holds.
+TEST(WriterWithPostgres, FencedOffsetUpdateRefusesStaleWriters) {
+  TestDatabase db;
+  apply_migrations(db.uri());
+  auto batch = [](std::optional<std::int64_t> expected, std::int64_t next, std::int64_t first_message) {
+    Batch b;
+    b.topic = "topic";
+    b.partitions[0] = PartitionSpan{expected, next, 2};
+    b.rows = {make_check(first_message), make_check(first_message + 1)};
+    return b;
+  };
+  PgSink a(db.uri(), "group");
+  PgSink b(db.uri(), "group");
+  PgSink other_group(db.uri(), "another-group");
+  a.connect();
+  b.connect();
+  other_group.connect();
+  EXPECT_EQ(a.read_offsets("topic", {0, 1}).at(0), std::nullopt);
+
+  EXPECT_EQ(a.write(batch(std::nullopt, 10, 0)), PgSink::Result::committed);
+  EXPECT_EQ(b.write(batch(std::nullopt, 12, 0)), PgSink::Result::fenced) << "b also thought nothing was stored";
+  EXPECT_EQ(b.read_offsets("topic", {0, 1}).at(0), 10);
+  EXPECT_EQ(b.read_offsets("topic", {0, 1}).at(1), std::nullopt);
+  EXPECT_EQ(b.write(batch(10, 20, 2)), PgSink::Result::committed);
+  EXPECT_EQ(a.write(batch(10, 15, 2)), PgSink::Result::fenced) << "a is a zombie: b moved on";
+  EXPECT_EQ(other_group.write(batch(std::nullopt, 5, 0)), PgSink::Result::committed) << "groups are apart";
+
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM checks"), "6");
+  EXPECT_EQ(db.scalar("SELECT next_offset FROM ingest_offsets WHERE group_id = 'group'"), "20");
+  EXPECT_EQ(db.scalar("SELECT count(*) - count(DISTINCT (target_id, scheduled_at)) FROM checks"), "2")
+      << "only the other group's copy of messages 0 and 1 repeats";
 }
 
 TEST(WriterWithPostgres, IndexesServeOneTargetOverTimeAndAllTargetsLastHour) {
