@@ -463,6 +463,12 @@ awaitable<bool> read_response(Probe& p, Stream& stream, bool& complete) {
   bool ended_by_close = false;
   error_code body_ec;
   while (!parser->is_done() && got < cap) {
+    // Each read makes progress or fails, but a read served from the buffer never meets the
+    // watchdog; checking here keeps the deadline absolute whatever the parser does.
+    if (p.expired()) {
+      body_ec = asio::error::timed_out;
+      break;
+    }
     const auto room = static_cast<std::size_t>(std::min<std::uint64_t>(cap - got, kReadChunk));
     char* dst = nullptr;
     if (keep) {
