@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -195,6 +196,56 @@ long sum_offsets(const std::string& uri) {
   }
 }
 
+// CPU seconds (user + sys) of the PostgreSQL backends connected to `db`, summed, read from /proc.
+double backend_cpu(const Options& o, const std::string& db) {
+  double total = 0;
+  try {
+    pqxx::connection c(o.pg);
+    pqxx::nontransaction nt(c);
+    for (const auto& row : nt.exec_params("SELECT pid FROM pg_stat_activity WHERE datname = $1", db)) {
+      std::ifstream in("/proc/" + row[0].as<std::string>() + "/stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(stat.substr(close + 2));
+      std::string f;
+      double utime = 0;
+      double stime = 0;
+      for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::stod(f);
+        if (i == 15) stime = std::stod(f);
+      }
+      total += (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  } catch (const std::exception&) {
+  }
+  return total;
+}
+
+// Samples backend_cpu(db) every 20 ms on a thread until stopped; keeps the largest reading (a
+// backend's figure is gone once it exits).
+class BackendCpuWatch {
+ public:
+  BackendCpuWatch(const Options& o, std::string db)
+      : thread_([this, &o, db = std::move(db)] {
+          while (!stop_) {
+            const double v = backend_cpu(o, db);
+            if (v > max_) max_ = v;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+        }) {}
+  double stop() {
+    stop_ = true;
+    thread_.join();
+    return max_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<double> max_{0};
+  std::thread thread_;
+};
+
 bool file_contains(const std::string& path, const std::string& text) {
   std::ifstream in(path);
   std::stringstream s;
@@ -267,6 +318,7 @@ int run(const Options& o) {
   const auto log = (work / "writer.log").string();
   t = Clock::now();
   const pid_t writer = start_writer(config, log);
+  BackendCpuWatch writer_backend(o, writer_db);
   double assigned_after = 0;
   while (sum_offsets(writer_uri) < o.messages) {
     if (assigned_after == 0 && file_contains(log, "assigned")) assigned_after = seconds_since(t);
@@ -274,6 +326,7 @@ int run(const Options& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const double writer_total = seconds_since(t);
+  const double writer_pg_cpu = writer_backend.stop();
   kill(writer, SIGTERM);
   rusage usage{};
   int status = 0;
@@ -316,9 +369,11 @@ int run(const Options& o) {
   for (const char* col : webmon::writer::kCheckColumns) columns += std::string(columns.empty() ? "" : ",") + col;
   const auto psql = fmt::format("psql -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy checks ({}) FROM '{}'\"", copy_uri,
                                 columns, copy_file);
+  BackendCpuWatch copy_backend(o, copy_db);
   t = Clock::now();
   if (std::system(psql.c_str()) != 0) throw std::runtime_error("psql COPY failed");
   const double copy_seconds = seconds_since(t);
+  const double copy_pg_cpu = copy_backend.stop();
 
   // 4. One INSERT (and commit) per message, the earlier tools' way, on a subset.
   const auto insert_uri = schema_database(o, insert_db);
@@ -350,6 +405,9 @@ int run(const Options& o) {
                            writer_cpu * 1e6 / static_cast<double>(o.messages));
   std::cout << fmt::format("psql COPY:     {} rows in {:.2f} s ({:.0f} rows/s); writer/COPY = {:.2f}\n", o.messages,
                            copy_seconds, copy_rate, writer_rate / copy_rate);
+  std::cout << fmt::format(
+      "PostgreSQL backend CPU: {:.1f} us per row for the writer's COPY, {:.1f} us per row for psql's COPY\n",
+      writer_pg_cpu * 1e6 / static_cast<double>(o.messages), copy_pg_cpu * 1e6 / static_cast<double>(o.messages));
   std::cout << fmt::format("INSERT each:   {} rows in {:.2f} s ({:.0f} rows/s)\n", inserts, insert_seconds,
                            static_cast<double>(inserts) / insert_seconds);
   const double per_row = (heap_bytes + index_bytes) / static_cast<double>(rows);
