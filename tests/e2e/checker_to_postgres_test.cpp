@@ -8,6 +8,7 @@
 
 #include <pqxx/pqxx>
 
+#include "support/database.hpp"
 #include "support/http_site.hpp"
 #include "support/kafka_topic.hpp"
 #include "support/process.hpp"
@@ -20,38 +21,13 @@ using namespace std::chrono_literals;
 using webmon::test::ChildProcess;
 using webmon::test::TempDir;
 
-// A database of its own for this test, dropped afterwards.
-class FreshDatabase {
- public:
-  FreshDatabase() : name_(webmon::test::unique_name("e2e")) {
-    pqxx::connection admin(webmon::test::postgres_uri());
-    pqxx::nontransaction tx(admin);
-    tx.exec0("CREATE DATABASE " + tx.quote_name(name_));
-  }
-  ~FreshDatabase() {
-    try {
-      pqxx::connection admin(webmon::test::postgres_uri());
-      pqxx::nontransaction tx(admin);
-      tx.exec0("DROP DATABASE IF EXISTS " + tx.quote_name(name_) + " WITH (FORCE)");
-    } catch (...) {
-    }
-  }
-  std::string uri() const {
-    auto base = webmon::test::postgres_uri();
-    return base.substr(0, base.rfind('/') + 1) + name_;
-  }
-
- private:
-  std::string name_;
-};
-
 std::string key_of(const std::string& target, webmon::SysMillis scheduled_at) {
   return target + "@" + webmon::format_rfc3339_ms(scheduled_at);
 }
 
 TEST(EndToEnd, RowsInCheckResultsMatchWhatTheCheckerSent) {
   webmon::test::HttpSite site;
-  FreshDatabase db;
+  webmon::test::TestDatabase db;
   TempDir dir;
   const auto topic = webmon::test::unique_name("e2e");
   const auto refused = webmon::test::free_port();

@@ -17,6 +17,7 @@
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
 
+#include "support/database.hpp"
 #include "support/process.hpp"
 #include "support/stack.hpp"
 
@@ -25,42 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-std::string with_database(const std::string& uri, const std::string& db) {
-  const auto scheme = uri.find("://");
-  const auto slash = uri.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  const auto query = uri.find('?');
-  std::string out = slash == std::string::npos ? uri : uri.substr(0, slash);
-  out += "/" + db;
-  if (query != std::string::npos) out += uri.substr(query);
-  return out;
-}
-
-// A database of its own for one test, dropped afterwards.
-class FreshDatabase {
- public:
-  FreshDatabase() : name_(webmon::test::unique_name("wops")) {
-    pqxx::connection admin(webmon::test::postgres_uri());
-    pqxx::nontransaction nt(admin);
-    nt.exec("CREATE DATABASE " + nt.quote_name(name_));
-    uri_ = with_database(webmon::test::postgres_uri(), name_);
-  }
-  ~FreshDatabase() {
-    try {
-      pqxx::connection admin(webmon::test::postgres_uri());
-      pqxx::nontransaction nt(admin);
-      nt.exec("DROP DATABASE IF EXISTS " + nt.quote_name(name_) + " WITH (FORCE)");
-    } catch (const std::exception& e) {
-      std::cerr << "dropping " << name_ << ": " << e.what() << "\n";
-    }
-  }
-  FreshDatabase(const FreshDatabase&) = delete;
-  FreshDatabase& operator=(const FreshDatabase&) = delete;
-  const std::string& uri() const { return uri_; }
-
- private:
-  std::string name_;
-  std::string uri_;
-};
+using FreshDatabase = webmon::test::TestDatabase;
 
 struct Row {
   std::string target;

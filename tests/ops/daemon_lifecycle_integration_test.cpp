@@ -28,6 +28,7 @@
 #include <boost/beast/http.hpp>
 #include <pqxx/pqxx>
 
+#include "support/database.hpp"
 #include "support/process.hpp"
 #include "support/stack.hpp"
 
@@ -175,36 +176,9 @@ TEST(DaemonLifecycle, CheckerNotifiesReloadsAndStops) {
   EXPECT_NE(http_get(port, "/healthz").status, 200);
 }
 
-std::string with_database(const std::string& uri, const std::string& db) {
-  const auto scheme = uri.find("://");
-  const auto slash = uri.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  const auto query = uri.find('?');
-  std::string out = slash == std::string::npos ? uri : uri.substr(0, slash);
-  out += "/" + db;
-  if (query != std::string::npos) out += uri.substr(query);
-  return out;
-}
-
 TEST(DaemonLifecycle, WriterNotifiesAfterMigratingAndStops) {
-  const std::string db = webmon::test::unique_name("wops_writer");
-  {
-    pqxx::connection admin(webmon::test::postgres_uri());
-    pqxx::nontransaction nt(admin);
-    nt.exec("CREATE DATABASE " + nt.quote_name(db));
-  }
-  struct Drop {
-    std::string db;
-    ~Drop() {
-      try {
-        pqxx::connection admin(webmon::test::postgres_uri());
-        pqxx::nontransaction nt(admin);
-        nt.exec("DROP DATABASE IF EXISTS " + nt.quote_name(db) + " WITH (FORCE)");
-      } catch (const std::exception& e) {
-        std::cerr << "dropping " << db << ": " << e.what() << "\n";
-      }
-    }
-  } drop{db};
-  const std::string uri = with_database(webmon::test::postgres_uri(), db);
+  webmon::test::TestDatabase db;
+  const std::string& uri = db.uri();
 
   NotifySocket notify;
   ASSERT_TRUE(notify.bound());

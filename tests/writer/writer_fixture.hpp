@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/database.hpp"
 #include "support/process.hpp"
 #include "support/stack.hpp"
 #include "webmon/common/check_result.hpp"
@@ -19,23 +20,7 @@
 
 namespace webmon::writer::test {
 
-// CREATE DATABASE <unique> on the stack's PostgreSQL; dropped (WITH FORCE) by the destructor.
-class TestDatabase {
- public:
-  TestDatabase();
-  ~TestDatabase();
-  TestDatabase(const TestDatabase&) = delete;
-  TestDatabase& operator=(const TestDatabase&) = delete;
-  const std::string& uri() const { return uri_; }
-  const std::string& name() const { return name_; }
-  // Runs one query and returns the first column of the first row as text ("" for NULL / no row).
-  std::string scalar(const std::string& sql) const;
-  void exec(const std::string& sql) const;
-
- private:
-  std::string name_;
-  std::string uri_;
-};
+using webmon::test::TestDatabase;  // tests/support/database.hpp
 
 // A deterministic, valid result for message number i: a target among `targets`, scheduled_at
 // unique per i, so that (target, scheduled_at) identifies a message and repeats are duplicates.
