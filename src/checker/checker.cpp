@@ -61,6 +61,7 @@ class CheckerProcess {
     spdlog::info("webmon-checker started: {} targets, {} threads, topic {} on {}, instance {}",
                  targets_.size(), config_.checker.threads, config_.kafka.topic,
                  config_.kafka.bootstrap_servers, config_.checker.instance_id);
+    if (targets_.empty()) spdlog::warn("no targets configured: nothing to probe until a reload adds some");
 
     wait_signal();
     if (const auto every = service::watchdog_interval()) feed_watchdog(*every / 2);

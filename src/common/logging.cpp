@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -16,29 +18,8 @@ namespace {
 std::mutex g_secrets_mutex;
 std::vector<std::string> g_secrets;  // grows only at load/reload; read on every log line
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static constexpr char hex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[(c >> 4) & 0xf];
-          out += hex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
+// A JSON string literal, quotes included (Boost.JSON does the escaping).
+std::string json_quote(std::string_view s) { return boost::json::serialize(boost::json::string(s)); }
 
 void redact_secrets(std::string& line) {
   std::lock_guard lock(g_secrets_mutex);
@@ -62,10 +43,10 @@ class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     if (format_ == LogFormat::json) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
       const auto level = spdlog::level::to_string_view(msg.level);
-      line = fmt::format(R"({{"ts_ms":{},"level":"{}","logger":"{}","msg":"{}"}})", ms,
+      line = fmt::format(R"({{"ts_ms":{},"level":"{}","logger":{},"msg":{}}})", ms,
                          std::string_view(level.data(), level.size()),
-                         json_escape(std::string_view(msg.logger_name.data(), msg.logger_name.size())),
-                         json_escape(text));
+                         json_quote(std::string_view(msg.logger_name.data(), msg.logger_name.size())),
+                         json_quote(text));
       line += '\n';
     } else {
       spdlog::details::log_msg copy(msg);
