@@ -27,10 +27,7 @@ Producer::Producer(const KafkaConfig& cfg, const std::string& instance_id, Check
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::on_delivery);
   rd_kafka_conf_set_error_cb(conf.get(), &Producer::on_error);
-  std::array<char, 512> err{};
-  rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err.data(), err.size()));
-  if (!rk_) throw kafka::ConfigError(std::string("kafka producer: ") + err.data());
-  (void)conf.release();  // rd_kafka_new took ownership of the conf
+  rk_ = kafka::new_handle(RD_KAFKA_PRODUCER, std::move(conf));
 }
 
 Producer::~Producer() {

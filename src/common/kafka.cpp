@@ -43,6 +43,16 @@ ConfPtr make_conf(const KafkaConfig& cfg, const Properties& base) {
   return conf;
 }
 
+HandlePtr new_handle(rd_kafka_type_t type, ConfPtr conf) {
+  std::array<char, 512> err{};
+  HandlePtr rk(rd_kafka_new(type, conf.get(), err.data(), err.size()));
+  if (!rk) {
+    throw ConfigError(std::string(type == RD_KAFKA_PRODUCER ? "kafka producer: " : "kafka consumer: ") + err.data());
+  }
+  (void)conf.release();  // rd_kafka_new took ownership of the conf
+  return rk;
+}
+
 void ensure_topic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms) {
   std::array<char, 512> err{};
   NewTopicPtr nt(rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err.data(), err.size()));
@@ -69,6 +79,26 @@ void ensure_topic(rd_kafka_t* rk, const std::string& topic, int partitions, int 
     if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
       const char* msg = rd_kafka_topic_result_error_string(results[i]);
       throw std::runtime_error("creating topic " + topic + ": " + (msg ? msg : rd_kafka_err2str(code)));
+    }
+  }
+}
+
+void delete_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  std::unique_ptr<rd_kafka_DeleteTopic_t, decltype(&rd_kafka_DeleteTopic_destroy)> del(
+      rd_kafka_DeleteTopic_new(topic.c_str()), &rd_kafka_DeleteTopic_destroy);
+  QueuePtr queue(rd_kafka_queue_new(rk));
+  rd_kafka_DeleteTopic_t* topics[] = {del.get()};
+  rd_kafka_DeleteTopics(rk, topics, 1, nullptr, queue.get());
+  EventPtr ev(rd_kafka_queue_poll(queue.get(), timeout_ms));
+  if (!ev) throw std::runtime_error("deleting topic " + topic + ": no answer from Kafka in time");
+  if (rd_kafka_event_error(ev.get())) {
+    throw std::runtime_error("deleting topic " + topic + ": " + rd_kafka_event_error_string(ev.get()));
+  }
+  size_t n = 0;
+  const auto** results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev.get()), &n);
+  for (size_t i = 0; i < n; ++i) {
+    if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error("deleting topic " + topic + ": " + rd_kafka_topic_result_error_string(results[i]));
     }
   }
 }

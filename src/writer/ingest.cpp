@@ -50,11 +50,7 @@ Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics,
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Ingestor::rebalance_cb);
   rd_kafka_conf_set_error_cb(conf.get(), &Ingestor::error_cb);
   rd_kafka_conf_set_opaque(conf.get(), this);
-  std::array<char, 512> err{};
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err.data(), err.size());
-  if (!rk) throw kafka::ConfigError(std::string("kafka consumer: ") + err.data());
-  conf.release();  // rd_kafka_new took ownership of the conf on success
-  rk_.reset(rk);
+  rk_ = kafka::new_handle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(rk_.get());
   worker_ = std::make_unique<BatchWorker>([this](const Batch& batch) {
     ensure_days(batch);

@@ -19,12 +19,7 @@ namespace kafka = webmon::kafka;
 kafka::HandlePtr make_client(rd_kafka_type_t type, const kafka::Properties& props) {
   kafka::ConfPtr conf(rd_kafka_conf_new());
   for (const auto& [k, v] : props) kafka::set(conf.get(), k, v);
-  std::array<char, 512> err{};
-  // rd_kafka_new takes ownership of the conf only when it succeeds.
-  kafka::HandlePtr rk(rd_kafka_new(type, conf.get(), err.data(), err.size()));
-  if (!rk) throw std::runtime_error(err.data());
-  (void)conf.release();
-  return rk;
+  return kafka::new_handle(type, std::move(conf));
 }
 
 TEST(StackHarnessKafka, MessageProducedToRealKafkaIsConsumedBack) {

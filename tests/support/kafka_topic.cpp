@@ -15,10 +15,7 @@ std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_re
   kafka::set(conf.get(), "group.id", unique_name("reader"));
   kafka::set(conf.get(), "auto.offset.reset", "earliest");
   kafka::set(conf.get(), "enable.auto.commit", "false");
-  std::array<char, 512> err{};
-  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err.data(), err.size()));
-  if (!rk) throw std::runtime_error(err.data());
-  (void)conf.release();  // rd_kafka_new took ownership
+  auto rk = kafka::new_handle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(rk.get());
   kafka::TopicPartitionListPtr sub(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(sub.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);

@@ -63,11 +63,7 @@ Producer::Producer() {
                                      {"compression.type", "lz4"},
                                      {"queue.buffering.max.messages", "1000000"},
                                      {"queue.buffering.max.kbytes", "1048576"}});
-  std::array<char, 512> err{};
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err.data(), err.size());
-  if (!rk) throw std::runtime_error(err.data());
-  conf.release();  // owned by rk now
-  rk_.reset(rk);
+  rk_ = kafka::new_handle(RD_KAFKA_PRODUCER, std::move(conf));
 }
 
 Producer::~Producer() = default;
@@ -123,16 +119,8 @@ TestTopic::~TestTopic() {
   try {
     KafkaConfig cfg;
     cfg.bootstrap_servers = webmon::test::kafka_bootstrap();
-    auto conf = kafka::make_conf(cfg, {});
-    std::array<char, 512> err{};
-    kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err.data(), err.size()));
-    if (!rk) return;
-    conf.release();  // owned by rk
-    rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(name_.c_str());
-    kafka::QueuePtr queue(rd_kafka_queue_new(rk.get()));
-    rd_kafka_DeleteTopics(rk.get(), &del, 1, nullptr, queue.get());
-    kafka::EventPtr ev(rd_kafka_queue_poll(queue.get(), 15000));
-    rd_kafka_DeleteTopic_destroy(del);
+    auto rk = kafka::new_handle(RD_KAFKA_PRODUCER, kafka::make_conf(cfg, {}));
+    kafka::delete_topic(rk.get(), name_, 15000);
   } catch (const std::exception& e) {
     std::cerr << "deleting topic " << name_ << ": " << e.what() << "\n";
   }

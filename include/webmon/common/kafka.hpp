@@ -62,10 +62,18 @@ Properties properties_for(const KafkaConfig& cfg);
 // properties_for(cfg). Throws ConfigError.
 ConfPtr make_conf(const KafkaConfig& cfg, const Properties& base);
 
+// Creates a client from `conf`. rd_kafka_new takes ownership of the conf only when it succeeds;
+// this is the one place that hand-over happens. Throws ConfigError with librdkafka's message.
+HandlePtr new_handle(rd_kafka_type_t type, ConfPtr conf);
+
 // Ensures `topic` exists with `partitions` partitions (creates it through the admin API when
 // missing; an existing topic is left as it is). Blocks up to `timeout_ms`; throws
 // std::runtime_error on failure. Call it from a thread that may block, never an io_context.
 void ensure_topic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms);
+
+// Deletes `topic` through the admin API, waiting up to `timeout_ms`; throws std::runtime_error
+// with Kafka's reason when it fails or does not answer in time.
+void delete_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
 }  // namespace kafka
 }  // namespace webmon
