@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include "support/http_client.hpp"
 #include "support/http_site.hpp"
 #include "support/kafka_topic.hpp"
 #include "support/process.hpp"
@@ -92,9 +93,9 @@ TEST(CheckerKafkaIntegration, OneMessagePerDueProbeWithEveryFieldRight) {
       << checker.log();
 
   // What a scraper sees while it runs.
-  const auto [rc, metrics] = webmon::test::run_command(
-      {"curl", "-sf", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"});
-  EXPECT_EQ(rc, 0) << metrics;
+  const auto scrape = webmon::test::http_get(metrics_port, "/metrics");
+  const auto& metrics = scrape.body;
+  EXPECT_EQ(scrape.status, 200) << metrics;
   EXPECT_NE(metrics.find("webmon_checker_probes_total{outcome=\"ok\"}"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("webmon_checker_probes_total{outcome=\"connect\"}"), std::string::npos);
 
@@ -188,8 +189,7 @@ TEST(CheckerKafkaIntegration, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors
                                       metrics_port));
   checker.signal(SIGHUP);
   ASSERT_TRUE(webmon::test::eventually([&] { return site.hits("/second") >= 2; }, 30s)) << checker.log();
-  const auto [rc, metrics] = webmon::test::run_command(
-      {"curl", "-sf", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"});
+  const auto metrics = webmon::test::http_get(metrics_port, "/metrics").body;
   EXPECT_NE(metrics.find("webmon_checker_config_reloads_total{result=\"failed\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("webmon_checker_config_reloads_total{result=\"ok\"} 1"), std::string::npos) << metrics;
 

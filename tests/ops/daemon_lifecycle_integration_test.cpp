@@ -29,6 +29,7 @@
 #include <pqxx/pqxx>
 
 #include "support/database.hpp"
+#include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/stack.hpp"
 
@@ -82,28 +83,7 @@ class NotifySocket {
   std::vector<std::string> seen_;
 };
 
-struct Reply {
-  int status = 0;  // 0: no answer
-  std::string body;
-};
-
-Reply http_get(unsigned short port, const std::string& target) {
-  try {
-    asio::io_context ioc;
-    beast::tcp_stream stream(ioc);
-    stream.expires_after(30s);
-    stream.connect({asio::ip::make_address("127.0.0.1"), port});
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    return {static_cast<int>(res.result_int()), res.body()};
-  } catch (const std::exception&) {
-    return {};
-  }
-}
+using webmon::test::http_get;
 
 // The value of one sample line in Prometheus text, e.g. `name{label="x"}`.
 std::optional<double> sample(const std::string& metrics, const std::string& series) {

@@ -19,6 +19,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include "support/http_client.hpp"
 #include "support/stack.hpp"
 #include "webmon/common/metrics_server.hpp"
 
@@ -29,31 +30,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-struct Reply {
-  int status = 0;
-  std::string content_type;
-  std::string body;
-};
-
 tcp::endpoint loopback(unsigned short port) { return {asio::ip::make_address("127.0.0.1"), port}; }
 
-Reply request(unsigned short port, http::verb method, const std::string& target) {
-  asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.expires_after(std::chrono::seconds(30));
-  stream.connect(loopback(port));
-  http::request<http::empty_body> req{method, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  http::write(stream, req);
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.skip(method == http::verb::head);
-  http::read(stream, buffer, parser);
-  const auto& res = parser.get();
-  return {static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body()};
+webmon::test::HttpReply request(unsigned short port, http::verb method, const std::string& target) {
+  return webmon::test::http_request(port, std::string(http::to_string(method)), target);
 }
 
-Reply get(unsigned short port, const std::string& target) { return request(port, http::verb::get, target); }
+using Reply = webmon::test::HttpReply;
+using webmon::test::http_get;
 
 class MetricsServerTest : public ::testing::Test {
  protected:
@@ -72,7 +56,7 @@ TEST_F(MetricsServerTest, ServesRegistryInPrometheusTextFormat) {
   ASSERT_NE(server_.port(), 0);
   EXPECT_EQ(server_.local_endpoint(), "127.0.0.1:" + std::to_string(server_.port()));
 
-  const Reply r = get(server_.port(), "/metrics");
+  const Reply r = http_get(server_.port(), "/metrics");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_NE(r.body.find("# HELP webmon_test_probes_total Probes by outcome\n"), std::string::npos) << r.body;
@@ -81,32 +65,32 @@ TEST_F(MetricsServerTest, ServesRegistryInPrometheusTextFormat) {
 
   // A scrape sees the current values, not a snapshot from start.
   family.Add({{"outcome", "ok"}}).Increment();
-  EXPECT_NE(get(server_.port(), "/metrics?x=1").body.find("webmon_test_probes_total{outcome=\"ok\"} 4"),
+  EXPECT_NE(http_get(server_.port(), "/metrics?x=1").body.find("webmon_test_probes_total{outcome=\"ok\"} 4"),
             std::string::npos);
 }
 
 TEST_F(MetricsServerTest, HealthAndReadiness) {
   server_.start("127.0.0.1:0");
-  EXPECT_EQ(get(server_.port(), "/healthz").status, 200);
+  EXPECT_EQ(http_get(server_.port(), "/healthz").status, 200);
 
-  const Reply not_ready = get(server_.port(), "/readyz");
+  const Reply not_ready = http_get(server_.port(), "/readyz");
   EXPECT_EQ(not_ready.status, 503);
   EXPECT_EQ(not_ready.body, "not ready\n");
 
   ready_->store(true);
-  const Reply ready = get(server_.port(), "/readyz");
+  const Reply ready = http_get(server_.port(), "/readyz");
   EXPECT_EQ(ready.status, 200);
   EXPECT_EQ(ready.body, "ready\n");
 
   ready_->store(false);
-  EXPECT_EQ(get(server_.port(), "/readyz").status, 503);
-  EXPECT_EQ(get(server_.port(), "/healthz").status, 200);  // alive even when not ready
+  EXPECT_EQ(http_get(server_.port(), "/readyz").status, 503);
+  EXPECT_EQ(http_get(server_.port(), "/healthz").status, 200);  // alive even when not ready
 }
 
 TEST_F(MetricsServerTest, UnknownPathsAndMethods) {
   server_.start("127.0.0.1:0");
-  EXPECT_EQ(get(server_.port(), "/").status, 404);
-  EXPECT_EQ(get(server_.port(), "/metricsx").status, 404);
+  EXPECT_EQ(http_get(server_.port(), "/").status, 404);
+  EXPECT_EQ(http_get(server_.port(), "/metricsx").status, 404);
   EXPECT_EQ(request(server_.port(), http::verb::post, "/metrics").status, 405);
   const Reply head = request(server_.port(), http::verb::head, "/healthz");
   EXPECT_EQ(head.status, 200);
@@ -116,13 +100,13 @@ TEST_F(MetricsServerTest, UnknownPathsAndMethods) {
 TEST_F(MetricsServerTest, ThrowingReadinessCheckMeansNotReady) {
   webmon::MetricsServer server(registry_, []() -> bool { throw std::runtime_error("kafka handle gone"); });
   server.start("127.0.0.1:0");
-  EXPECT_EQ(get(server.port(), "/readyz").status, 503);
+  EXPECT_EQ(http_get(server.port(), "/readyz").status, 503);
 }
 
 TEST_F(MetricsServerTest, EmptyReadinessCheckMeansReadyWhenAlive) {
   webmon::MetricsServer server(registry_, nullptr);
   server.start("127.0.0.1:0");
-  EXPECT_EQ(get(server.port(), "/readyz").status, 200);
+  EXPECT_EQ(http_get(server.port(), "/readyz").status, 200);
 }
 
 TEST_F(MetricsServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
@@ -159,7 +143,7 @@ TEST_F(MetricsServerTest, OversizedRequestIsRefused) {
   // 431, or a reset when the server closed with the rest of the request unread: never a 200.
   EXPECT_TRUE(ec || res.result_int() == 431u) << res.result_int();
   // And the server still serves others.
-  EXPECT_EQ(get(server_.port(), "/healthz").status, 200);
+  EXPECT_EQ(http_get(server_.port(), "/healthz").status, 200);
 }
 
 TEST_F(MetricsServerTest, StopClosesTheListenerAndIsIdempotent) {
@@ -236,7 +220,7 @@ TEST_F(MetricsServerTest, ConnectionsBeyondTheLimitAreClosed) {
   first.reset();
   EXPECT_TRUE(webmon::test::eventually([&] {
     try {
-      return get(server.port(), "/healthz").status == 200;
+      return http_get(server.port(), "/healthz").status == 200;
     } catch (const std::exception&) {
       return false;
     }
@@ -254,7 +238,7 @@ TEST_F(MetricsServerTest, StopWhileClientsAreScraping) {
     clients.emplace_back([&] {
       while (!done) {
         try {
-          if (get(port, "/metrics").status == 200) ++served;
+          if (http_get(port, "/metrics").status == 200) ++served;
         } catch (const std::exception&) {
           // Refused or cut off by stop(): expected once it runs.
         }
