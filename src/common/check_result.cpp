@@ -5,10 +5,8 @@
 #include <cmath>
 #include <limits>
 
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/error.hpp>
 
 namespace webmon {
 namespace {
@@ -125,142 +123,324 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& value) {
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: strict about the types of the fields v1 defines, blind to any other field.
+//
+// The writer decodes every message, so this is an event (SAX) parse with Boost.JSON's
+// basic_parser: the fields v1 defines are caught as the parser meets them, in one pass, without a
+// DOM to build and search. Each lands in a slot with its JSON type; the checks then run in a fixed
+// order (the version first), so a message gets the same reason whatever order its fields came in.
+// A repeated key keeps its last value, as Boost.JSON's DOM does.
 
 struct Fail {
   std::string reason;
 };
 
-const json::value& field(const json::object& o, std::string_view name) {
-  const auto* v = o.if_contains(name);
-  if (!v) throw Fail{"missing field " + std::string(name)};
-  return *v;
-}
+enum class Kind : unsigned char { missing, null, boolean, int64, uint64, number, string, object, array };
 
-[[noreturn]] void wrong_type(std::string_view name, std::string_view expected) {
-  throw Fail{"field " + std::string(name) + ": expected " + std::string(expected)};
-}
+struct Slot {
+  Kind kind = Kind::missing;
+  bool boolean = false;
+  std::int64_t int64 = 0;
+  std::uint64_t uint64 = 0;
+  double number = 0;
+  std::string text;                 // strings, except times
+  std::optional<SysMillis> time;    // time fields: the string parsed as it arrives
+};
 
-std::string get_string(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (!v.is_string()) wrong_type(name, "string");
-  return std::string(v.get_string());
-}
+// The fields of v1: the message's own, then those of `timings`.
+enum Field : int {
+  f_schema_version, f_target, f_url, f_scheduled_at, f_started_at, f_http_response_time, f_http_status,
+  f_regexp_match, f_ok, f_error, f_error_detail, f_timings, f_body_bytes, f_redirects, f_tls_cert_not_after,
+  f_peer, f_checker,
+  t_dns, t_connect, t_tls, t_ttfb, t_transfer, t_total,
+  kFieldCount
+};
+constexpr int kNone = -1;
 
-std::string get_string_or_null(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (v.is_null()) return {};
-  if (!v.is_string()) wrong_type(name, "string or null");
-  return std::string(v.get_string());
-}
+constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
+    "schema_version", "target", "url", "scheduled_at", "started_at", "http_response_time", "http_status",
+    "regexp_match", "ok", "error", "error_detail", "timings", "body_bytes", "redirects", "tls_cert_not_after",
+    "peer", "checker",
+    "dns", "connect", "tls", "ttfb", "transfer", "total"};
 
-bool get_bool(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (!v.is_bool()) wrong_type(name, "boolean");
-  return v.get_bool();
-}
-
-std::optional<bool> get_bool_or_null(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (v.is_null()) return std::nullopt;
-  if (!v.is_bool()) wrong_type(name, "boolean or null");
-  return v.get_bool();
-}
-
-// An integer in [lo, hi]; JSON numbers written as integers only (200, not 200.0).
-std::int64_t as_integer(const json::value& v, std::string_view name, std::int64_t lo, std::int64_t hi,
-                        std::string_view expected) {
-  std::int64_t n = 0;
-  if (v.is_int64()) n = v.get_int64();
-  else if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(hi)) n = static_cast<std::int64_t>(v.get_uint64());
-  else wrong_type(name, expected);
-  if (n < lo || n > hi) throw Fail{"field " + std::string(name) + ": " + std::to_string(n) + " out of range"};
-  return n;
-}
-
-std::uint64_t get_count(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (v.is_uint64()) return v.get_uint64();
-  if (v.is_int64()) {
-    if (v.get_int64() < 0) throw Fail{"field " + std::string(name) + ": negative"};
-    return static_cast<std::uint64_t>(v.get_int64());
+int top_field(std::string_view key) {
+  for (int f = f_schema_version; f <= f_checker; ++f) {
+    if (kFieldNames[static_cast<std::size_t>(f)] == key) return f;
   }
-  wrong_type(name, "non-negative integer");
+  return kNone;
 }
 
-double as_seconds(const json::value& v, std::string_view name, std::string_view expected) {
-  double d = 0;
-  if (v.is_double()) d = v.get_double();
-  else if (v.is_int64()) d = static_cast<double>(v.get_int64());
-  else if (v.is_uint64()) d = static_cast<double>(v.get_uint64());
-  else wrong_type(name, expected);
-  if (!(d >= 0)) throw Fail{"field " + std::string(name) + ": negative duration"};
-  return d;
+int timing_field(std::string_view key) {
+  for (int f = t_dns; f <= t_total; ++f) {
+    if (kFieldNames[static_cast<std::size_t>(f)] == key) return f;
+  }
+  return kNone;
 }
 
-std::optional<double> get_seconds_or_null(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (v.is_null()) return std::nullopt;
-  return as_seconds(v, name, "number or null");
+bool is_time_field(int f) { return f == f_scheduled_at || f == f_started_at || f == f_tls_cert_not_after; }
+
+class Collector {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  std::array<Slot, kFieldCount> slots;
+  bool root_is_object = false;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+
+  bool on_object_begin(boost::system::error_code&) {
+    if (depth_ == 0) {
+      root_is_object = true;
+    } else if (Slot* s = current()) {
+      s->kind = Kind::object;
+      if (depth_ == 1 && key_ == f_timings) {
+        // A repeated "timings" replaces the earlier one as a whole.
+        for (int f = t_dns; f <= t_total; ++f) slots[static_cast<std::size_t>(f)] = Slot{};
+        in_timings_ = true;
+      }
+    }
+    ++depth_;
+    sub_key_ = kNone;
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) {
+    --depth_;
+    if (depth_ == 1) in_timings_ = false;
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) {
+    if (Slot* s = current()) s->kind = Kind::array;
+    ++depth_;
+    return true;
+  }
+  bool on_array_end(std::size_t, boost::system::error_code&) {
+    --depth_;
+    return true;
+  }
+
+  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+    part_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+    std::string_view key(s.data(), s.size());
+    if (!part_.empty()) {
+      part_.append(key);
+      key = part_;
+    }
+    if (depth_ == 1) key_ = top_field(key);
+    else if (depth_ == 2 && in_timings_) sub_key_ = timing_field(key);
+    part_.clear();
+    return true;
+  }
+
+  bool on_string_part(json::string_view s, std::size_t, boost::system::error_code&) {
+    if (current()) part_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, boost::system::error_code&) {
+    if (Slot* slot = current()) {
+      std::string_view text(s.data(), s.size());
+      if (!part_.empty()) {
+        part_.append(text);
+        text = part_;
+      }
+      slot->kind = Kind::string;
+      if (depth_ == 1 && is_time_field(key_)) slot->time = parse_rfc3339(text);
+      else slot->text.assign(text);
+      part_.clear();
+    }
+    return true;
+  }
+
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t v, json::string_view, boost::system::error_code&) {
+    if (Slot* s = current()) {
+      s->kind = Kind::int64;
+      s->int64 = v;
+    }
+    return true;
+  }
+  bool on_uint64(std::uint64_t v, json::string_view, boost::system::error_code&) {
+    if (Slot* s = current()) {
+      s->kind = Kind::uint64;
+      s->uint64 = v;
+    }
+    return true;
+  }
+  bool on_double(double v, json::string_view, boost::system::error_code&) {
+    if (Slot* s = current()) {
+      s->kind = Kind::number;
+      s->number = v;
+    }
+    return true;
+  }
+  bool on_bool(bool v, boost::system::error_code&) {
+    if (Slot* s = current()) {
+      s->kind = Kind::boolean;
+      s->boolean = v;
+    }
+    return true;
+  }
+  bool on_null(boost::system::error_code&) {
+    if (Slot* s = current()) s->kind = Kind::null;
+    return true;
+  }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  // The slot of the value the parser is at, if it is a field of v1.
+  Slot* current() {
+    int f = kNone;
+    if (depth_ == 1) f = key_;
+    else if (depth_ == 2 && in_timings_) f = sub_key_;
+    return f == kNone ? nullptr : &slots[static_cast<std::size_t>(f)];
+  }
+
+  std::size_t depth_ = 0;
+  int key_ = kNone;      // the field at depth 1 (the message's own)
+  int sub_key_ = kNone;  // the field at depth 2 inside "timings"
+  bool in_timings_ = false;
+  std::string part_;     // a key or string that arrived in pieces
+};
+
+// The checks, on the collected slots.
+
+Slot& field(std::array<Slot, kFieldCount>& slots, int f) {
+  auto& s = slots[static_cast<std::size_t>(f)];
+  if (s.kind == Kind::missing) throw Fail{"missing field " + std::string(kFieldNames[static_cast<std::size_t>(f)])};
+  return s;
 }
 
-SysMillis get_time(const json::object& o, std::string_view name) {
-  const auto& v = field(o, name);
-  if (!v.is_string()) wrong_type(name, "RFC 3339 time string");
-  auto t = parse_rfc3339(v.get_string());
-  if (!t) throw Fail{"field " + std::string(name) + ": not an RFC 3339 time"};
-  return *t;
+[[noreturn]] void wrong_type(int f, std::string_view expected) {
+  throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": expected " + std::string(expected)};
 }
 
-CheckResult decode_object(const json::object& o) {
+class Checks {
+ public:
+  explicit Checks(std::array<Slot, kFieldCount>& slots) : slots_(slots) {}
+
+  Slot& at(int f) { return field(slots_, f); }
+
+  std::string string(int f) {
+    auto& v = at(f);
+    if (v.kind != Kind::string) wrong_type(f, "string");
+    return std::move(v.text);
+  }
+  std::string string_or_null(int f) {
+    auto& v = at(f);
+    if (v.kind == Kind::null) return {};
+    if (v.kind != Kind::string) wrong_type(f, "string or null");
+    return std::move(v.text);
+  }
+  bool boolean(int f) {
+    auto& v = at(f);
+    if (v.kind != Kind::boolean) wrong_type(f, "boolean");
+    return v.boolean;
+  }
+  std::optional<bool> boolean_or_null(int f) {
+    auto& v = at(f);
+    if (v.kind == Kind::null) return std::nullopt;
+    if (v.kind != Kind::boolean) wrong_type(f, "boolean or null");
+    return v.boolean;
+  }
+  // An integer in [lo, hi]; JSON numbers written as integers only (200, not 200.0).
+  std::int64_t integer(int f, std::int64_t lo, std::int64_t hi, std::string_view expected) {
+    auto& v = at(f);
+    std::int64_t n = 0;
+    if (v.kind == Kind::int64) n = v.int64;
+    else if (v.kind == Kind::uint64 && v.uint64 <= static_cast<std::uint64_t>(hi)) n = static_cast<std::int64_t>(v.uint64);
+    else wrong_type(f, expected);
+    if (n < lo || n > hi) {
+      throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": " + std::to_string(n) +
+                 " out of range"};
+    }
+    return n;
+  }
+  std::uint64_t count(int f) {
+    auto& v = at(f);
+    if (v.kind == Kind::uint64) return v.uint64;
+    if (v.kind == Kind::int64) {
+      if (v.int64 < 0) throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": negative"};
+      return static_cast<std::uint64_t>(v.int64);
+    }
+    wrong_type(f, "non-negative integer");
+  }
+  double seconds(int f, std::string_view expected = "number") {
+    auto& v = at(f);
+    double d = 0;
+    if (v.kind == Kind::number) d = v.number;
+    else if (v.kind == Kind::int64) d = static_cast<double>(v.int64);
+    else if (v.kind == Kind::uint64) d = static_cast<double>(v.uint64);
+    else wrong_type(f, expected);
+    if (!(d >= 0)) throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": negative duration"};
+    return d;
+  }
+  std::optional<double> seconds_or_null(int f) {
+    if (at(f).kind == Kind::null) return std::nullopt;
+    return seconds(f, "number or null");
+  }
+  SysMillis time(int f, std::string_view expected = "RFC 3339 time string") {
+    auto& v = at(f);
+    if (v.kind != Kind::string) wrong_type(f, expected);
+    if (!v.time) throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": not an RFC 3339 time"};
+    return *v.time;
+  }
+
+ private:
+  std::array<Slot, kFieldCount>& slots_;
+};
+
+CheckResult decode_slots(std::array<Slot, kFieldCount>& slots) {
+  Checks c(slots);
   // The version first: a v2 message is refused as such, not for whatever field it changed.
   {
-    const auto& v = field(o, "schema_version");
-    if (!v.is_int64() && !v.is_uint64()) wrong_type("schema_version", "integer");
-    if (!(v.is_int64() && v.get_int64() == kSchemaVersion)) {
-      throw Fail{"unknown schema_version " + json::serialize(v)};
+    const auto& v = c.at(f_schema_version);
+    if (v.kind == Kind::int64) {
+      if (v.int64 != kSchemaVersion) throw Fail{"unknown schema_version " + std::to_string(v.int64)};
+    } else if (v.kind == Kind::uint64) {
+      throw Fail{"unknown schema_version " + std::to_string(v.uint64)};
+    } else {
+      wrong_type(f_schema_version, "integer");
     }
   }
   CheckResult r;
-  r.target = get_string(o, "target");
+  r.target = c.string(f_target);
   if (r.target.empty()) throw Fail{"field target: empty"};
-  r.url = get_string(o, "url");
-  r.scheduled_at = get_time(o, "scheduled_at");
-  r.started_at = get_time(o, "started_at");
-  r.http_response_time = get_seconds_or_null(o, "http_response_time");
-  if (const auto& v = field(o, "http_status"); !v.is_null()) {
-    r.http_status = static_cast<int>(as_integer(v, "http_status", 0, 999, "integer or null"));
+  r.url = c.string(f_url);
+  r.scheduled_at = c.time(f_scheduled_at);
+  r.started_at = c.time(f_started_at);
+  r.http_response_time = c.seconds_or_null(f_http_response_time);
+  if (c.at(f_http_status).kind != Kind::null) {
+    r.http_status = static_cast<int>(c.integer(f_http_status, 0, 999, "integer or null"));
   }
-  r.regexp_match = get_bool_or_null(o, "regexp_match");
-  r.ok = get_bool(o, "ok");
-  if (const auto& v = field(o, "error"); !v.is_null()) {
-    if (!v.is_string()) wrong_type("error", "string or null");
-    const auto e = error_class_from_string(v.get_string());
-    if (!e || *e == ErrorClass::none) throw Fail{"field error: unknown class \"" + std::string(v.get_string()) + "\""};
+  r.regexp_match = c.boolean_or_null(f_regexp_match);
+  r.ok = c.boolean(f_ok);
+  if (auto& v = c.at(f_error); v.kind != Kind::null) {
+    if (v.kind != Kind::string) wrong_type(f_error, "string or null");
+    const auto e = error_class_from_string(v.text);
+    if (!e || *e == ErrorClass::none) throw Fail{"field error: unknown class \"" + v.text + "\""};
     r.error = *e;
   }
-  r.error_detail = get_string_or_null(o, "error_detail");
-  {
-    const auto& v = field(o, "timings");
-    if (!v.is_object()) wrong_type("timings", "object");
-    const auto& t = v.get_object();
-    r.timings.dns = get_seconds_or_null(t, "dns");
-    r.timings.connect = get_seconds_or_null(t, "connect");
-    r.timings.tls = get_seconds_or_null(t, "tls");
-    r.timings.ttfb = get_seconds_or_null(t, "ttfb");
-    r.timings.transfer = get_seconds_or_null(t, "transfer");
-    r.timings.total = as_seconds(field(t, "total"), "total", "number");
+  r.error_detail = c.string_or_null(f_error_detail);
+  if (c.at(f_timings).kind != Kind::object) wrong_type(f_timings, "object");
+  r.timings.dns = c.seconds_or_null(t_dns);
+  r.timings.connect = c.seconds_or_null(t_connect);
+  r.timings.tls = c.seconds_or_null(t_tls);
+  r.timings.ttfb = c.seconds_or_null(t_ttfb);
+  r.timings.transfer = c.seconds_or_null(t_transfer);
+  r.timings.total = c.seconds(t_total);
+  r.body_bytes = c.count(f_body_bytes);
+  r.redirects = static_cast<int>(c.integer(f_redirects, 0, std::numeric_limits<int>::max(), "non-negative integer"));
+  if (c.at(f_tls_cert_not_after).kind != Kind::null) {
+    r.tls_cert_not_after = floor<seconds>(c.time(f_tls_cert_not_after, "RFC 3339 time string or null"));
   }
-  r.body_bytes = get_count(o, "body_bytes");
-  r.redirects = static_cast<int>(
-      as_integer(field(o, "redirects"), "redirects", 0, std::numeric_limits<int>::max(), "non-negative integer"));
-  if (const auto& v = field(o, "tls_cert_not_after"); !v.is_null()) {
-    if (!v.is_string()) wrong_type("tls_cert_not_after", "RFC 3339 time string or null");
-    auto t = parse_rfc3339(v.get_string());
-    if (!t) throw Fail{"field tls_cert_not_after: not an RFC 3339 time"};
-    r.tls_cert_not_after = floor<seconds>(*t);
-  }
-  r.peer = get_string_or_null(o, "peer");
-  r.checker = get_string(o, "checker");
+  r.peer = c.string_or_null(f_peer);
+  r.checker = c.string(f_checker);
   return r;
 }
 
@@ -415,16 +595,15 @@ std::variant<CheckResult, DecodeError> decode_check_result(std::string_view text
     return DecodeError{"message of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
                        std::to_string(max_bytes) + " bytes"};
   }
-  // Parsed into a stack buffer (a v1 message is well under 4 KiB), so that decoding a batch of
-  // thousands does not go through the heap for every node.
-  std::array<unsigned char, 4096> buffer;
-  json::monotonic_resource mr(buffer.data(), buffer.size());
+  json::basic_parser<Collector> parser{json::parse_options{}};
   boost::system::error_code ec;
-  json::value v = json::parse(json::string_view(text.data(), text.size()), ec, &mr);
+  const auto used = parser.write_some(false, text.data(), text.size(), ec);
+  if (!ec && used != text.size()) ec = json::error::extra_data;
   if (ec) return DecodeError{"not JSON: " + ec.message()};
-  if (!v.is_object()) return DecodeError{"not a JSON object"};
+  auto& collected = parser.handler();
+  if (!collected.root_is_object) return DecodeError{"not a JSON object"};
   try {
-    return decode_object(v.get_object());
+    return decode_slots(collected.slots);
   } catch (const Fail& f) {
     return DecodeError{f.reason};
   }

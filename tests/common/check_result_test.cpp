@@ -113,6 +113,41 @@ TEST(CheckResultCodec, UnknownFieldsAreIgnored) {
   EXPECT_EQ(decode_ok(json::serialize(o)), test::sample_success());
 }
 
+TEST(CheckResultCodec, EscapedKeysAndStringsAreReadAsTheirText) {
+  // \u0065 is "e": the key is "target" and the value "ex\"ample", however they are written.
+  std::string text = encode_check_result(test::sample_success());
+  const auto key = text.find("\"target\":\"example\"");
+  ASSERT_NE(key, std::string::npos);
+  text.replace(key, 18, R"("targ\u0065t":"ex\"ampl\u0065")");
+  EXPECT_EQ(decode_ok(text).target, "ex\"ample");
+}
+
+TEST(CheckResultCodec, ARepeatedKeyKeepsItsLastValue) {
+  const auto text = encode_check_result(test::sample_success());
+  // A second "http_status" and a second, whole "timings" after the first ones.
+  const auto decoded = decode_ok(text.substr(0, text.size() - 1) +
+                                 R"(,"http_status":503,"timings":{"dns":null,"connect":null,"tls":null,)"
+                                 R"("ttfb":null,"transfer":null,"total":2}})");
+  EXPECT_EQ(decoded.http_status, 503);
+  EXPECT_EQ(decoded.timings.total, 2.0);
+  EXPECT_EQ(decoded.timings.dns, std::nullopt);
+  // A later "timings" replaces the earlier one as a whole: a field only the first had is gone.
+  EXPECT_EQ(decode_error(text.substr(0, text.size() - 1) + R"(,"timings":{"total":2}})"), "missing field dns");
+}
+
+TEST(CheckResultCodec, NestedValuesOfUnknownFieldsCannotPoseAsFields) {
+  json::object o = json::parse(encode_check_result(test::sample_success())).as_object();
+  o["extra"] = json::parse(R"({"target":"not this","timings":{"total":99},"http_status":[500]})");
+  o["timings"].as_object()["detail"] = json::parse(R"({"total":99,"dns":[1,2]})");
+  EXPECT_EQ(decode_ok(json::serialize(o)), test::sample_success());
+}
+
+TEST(CheckResultCodec, RefusesTrailingDataAndDeepNesting) {
+  const auto text = encode_check_result(test::sample_success());
+  EXPECT_EQ(decode_error(text + " {}").rfind("not JSON: ", 0), 0u);
+  EXPECT_EQ(decode_error(std::string(100, '[') + std::string(100, ']')).rfind("not JSON: ", 0), 0u);
+}
+
 TEST(CheckResultCodec, IntegralDurationsAreNumbersToo) {
   auto r = decode_ok(with_field("http_response_time", "1"));
   EXPECT_EQ(r.http_response_time, 1.0);
