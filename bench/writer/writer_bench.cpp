@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,7 @@
 #include "webmon/common/kafka.hpp"
 #include "webmon/writer/migrations.hpp"
 #include "webmon/writer/pg_format.hpp"
+#include "sample_checks.hpp"
 
 namespace {
 
@@ -57,49 +59,7 @@ std::string with_database(const std::string& uri, const std::string& db) {
   return (slash == std::string::npos ? uri : uri.substr(0, slash)) + "/" + db;
 }
 
-// A realistic mix: most probes answer 200 over TLS, some 5xx, some time out or fail DNS.
-CheckResult make_check(long i, int targets) {
-  using namespace std::chrono;
-  CheckResult r;
-  const long t = i % targets;
-  r.target = fmt::format("site-{:05}", t);
-  r.url = fmt::format("https://www.site-{:05}.example.com/health?probe=webmon", t);
-  const auto base = floor<days>(system_clock::now());
-  // 1,000 targets every 15 s, laid out over the day: i-th message at (i / targets) * 15 s.
-  r.scheduled_at = webmon::SysMillis(duration_cast<milliseconds>(base.time_since_epoch())) +
-                   milliseconds((i / targets) * 15000 % 86'400'000 + t);
-  r.started_at = r.scheduled_at + milliseconds(1 + i % 5);
-  r.checker = "checker-a";
-  const long kind = i % 100;
-  if (kind == 0) {
-    r.error = webmon::ErrorClass::timeout;
-    r.error_detail = "no complete response within 10 s";
-    r.timings.dns = 0.0012;
-    r.timings.connect = 0.034;
-    r.timings.total = 10.0;
-  } else if (kind == 1) {
-    r.error = webmon::ErrorClass::dns;
-    r.error_detail = "Host not found (authoritative)";
-    r.timings.total = 0.021;
-  } else {
-    r.http_status = kind < 4 ? 503 : 200;
-    r.ok = r.http_status == 200;
-    r.http_response_time = 0.05 + 0.0001 * static_cast<double>(i % 3000);
-    r.regexp_match = kind % 2 == 0;
-    r.timings.dns = 0.0011;
-    r.timings.connect = 0.012;
-    r.timings.tls = 0.025;
-    r.timings.ttfb = 0.03 + 0.0001 * static_cast<double>(i % 3000);
-    r.timings.transfer = 0.002;
-    r.timings.total = *r.http_response_time + 0.002;
-    r.body_bytes = static_cast<std::uint64_t>(2000 + i % 30000);
-    r.peer = fmt::format("203.0.113.{}:443", 1 + t % 250);
-    r.tls_cert_not_after = floor<seconds>(system_clock::now()) + hours(24 * 60);
-  }
-  return r;
-}
-
-std::string copy_escape(const std::string& s) {
+std::string copy_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
@@ -182,52 +142,69 @@ pid_t start_writer(const std::string& config, const std::string& log) {
   return pid;
 }
 
-long sum_offsets(const std::string& uri) {
-  try {
-    pqxx::connection c(uri);
-    pqxx::nontransaction nt(c);
-    if (!nt.exec("SELECT to_regclass('ingest_offsets') IS NOT NULL")[0][0].as<bool>()) return 0;
-    return nt.exec("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets")[0][0].as<long>();
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
-// CPU seconds (user + sys) of the PostgreSQL backends connected to `db`, summed, read from /proc.
-double backend_cpu(const Options& o, const std::string& db) {
-  double total = 0;
-  try {
-    pqxx::connection c(o.pg);
-    pqxx::nontransaction nt(c);
-    for (const auto& row : nt.exec_params("SELECT pid FROM pg_stat_activity WHERE datname = $1", db)) {
-      std::ifstream in("/proc/" + row[0].as<std::string>() + "/stat");
-      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      const auto close = stat.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream fields(stat.substr(close + 2));
-      std::string f;
-      double utime = 0;
-      double stime = 0;
-      for (int i = 3; i <= 15 && fields >> f; ++i) {
-        if (i == 14) utime = std::stod(f);
-        if (i == 15) stime = std::stod(f);
-      }
-      total += (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+// The writer's progress: the sum of its stored offsets. One connection for the whole run (a new
+// one every 20 ms would cost PostgreSQL a backend start and a SCRAM exchange each time, CPU taken
+// from the writer being measured).
+class OffsetPoll {
+ public:
+  explicit OffsetPoll(std::string uri) : uri_(std::move(uri)) {}
+  long sum() {
+    try {
+      if (!conn_) conn_ = std::make_unique<pqxx::connection>(uri_);
+      pqxx::nontransaction nt(*conn_);
+      if (!nt.exec("SELECT to_regclass('ingest_offsets') IS NOT NULL")[0][0].as<bool>()) return 0;
+      return nt.exec("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets")[0][0].as<long>();
+    } catch (const std::exception&) {
+      conn_.reset();
+      return 0;
     }
-  } catch (const std::exception&) {
+  }
+  int backend_pid() const { return conn_ ? conn_->backendpid() : 0; }
+
+ private:
+  std::string uri_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+// CPU seconds (user + sys) of the PostgreSQL backends connected to `db` (but `exclude`), summed,
+// read from /proc.
+double backend_cpu(pqxx::connection& c, const std::string& db, int exclude) {
+  double total = 0;
+  pqxx::nontransaction nt(c);
+  for (const auto& row : nt.exec_params("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> $2", db,
+                                        exclude)) {
+    std::ifstream in("/proc/" + row[0].as<std::string>() + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    double utime = 0;
+    double stime = 0;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+      if (i == 14) utime = std::stod(f);
+      if (i == 15) stime = std::stod(f);
+    }
+    total += (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
   return total;
 }
 
-// Samples backend_cpu(db) every 20 ms on a thread until stopped; keeps the largest reading (a
-// backend's figure is gone once it exits).
+// Samples backend_cpu(db) every 20 ms on a thread, over one connection, until stopped; keeps the
+// largest reading (a backend's figure is gone once it exits).
 class BackendCpuWatch {
  public:
-  BackendCpuWatch(const Options& o, std::string db)
-      : thread_([this, &o, db = std::move(db)] {
+  BackendCpuWatch(const Options& o, std::string db, const std::atomic<int>* exclude = nullptr)
+      : thread_([this, &o, db = std::move(db), exclude] {
+          std::unique_ptr<pqxx::connection> c;
           while (!stop_) {
-            const double v = backend_cpu(o, db);
-            if (v > max_) max_ = v;
+            try {
+              if (!c) c = std::make_unique<pqxx::connection>(o.pg);
+              const double v = backend_cpu(*c, db, exclude ? exclude->load() : 0);
+              if (v > max_) max_ = v;
+            } catch (const std::exception&) {
+              c.reset();
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
           }
         }) {}
@@ -268,7 +245,7 @@ int run(const Options& o) {
   auto t = Clock::now();
   std::size_t bytes = 0;
   for (long i = 0; i < o.messages; ++i) {
-    const auto r = make_check(i, o.targets);
+    const auto r = webmon::bench::make_check(i, o.targets);
     const auto json = webmon::encode_check_result(r);
     bytes += json.size();
     // rd_kafka_produceva: rd_kafka_producev without its macros' C casts; with the schema header
@@ -315,9 +292,12 @@ int run(const Options& o) {
   const auto log = (work / "writer.log").string();
   t = Clock::now();
   const pid_t writer = start_writer(config, log);
-  BackendCpuWatch writer_backend(o, writer_db);
+  OffsetPoll progress(writer_uri);
+  std::atomic<int> progress_pid{0};
+  BackendCpuWatch writer_backend(o, writer_db, &progress_pid);
   double assigned_after = 0;
-  while (sum_offsets(writer_uri) < o.messages) {
+  while (progress.sum() < o.messages) {
+    progress_pid = progress.backend_pid();
     if (assigned_after == 0 && file_contains(log, "assigned")) assigned_after = seconds_since(t);
     if (waitpid(writer, nullptr, WNOHANG) == writer) throw std::runtime_error("the writer exited; see " + log);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -352,12 +332,13 @@ int run(const Options& o) {
   const auto copy_file = (work / "checks.copy").string();
   {
     std::ofstream out(copy_file, std::ios::binary);
+    webmon::writer::CopyRow row;
     for (long i = 0; i < o.messages; ++i) {
-      const auto r = make_check(i, o.targets);
-      const auto fields = webmon::writer::copy_row(r, static_cast<int>(i % o.targets) + 1, 1);
-      for (std::size_t f = 0; f < fields.size(); ++f) {
+      const auto r = webmon::bench::make_check(i, o.targets);
+      row.format(r, static_cast<int>(i % o.targets) + 1, 1);
+      for (std::size_t f = 0; f < row.fields().size(); ++f) {
         if (f) out << '\t';
-        out << (fields[f] ? copy_escape(*fields[f]) : "\\N");
+        out << (row[f] ? copy_escape(*row[f]) : "\\N");
       }
       out << '\n';
     }
@@ -381,9 +362,10 @@ int run(const Options& o) {
     std::string sql = "INSERT INTO checks (" + columns + ") VALUES (";
     for (std::size_t f = 0; f < webmon::writer::kCheckColumns.size(); ++f) sql += fmt::format("{}${}", f ? "," : "", f + 1);
     sql += ")";
+    webmon::writer::CopyRow row;
     for (long i = 0; i < inserts; ++i) {
-      const auto r = make_check(i, o.targets);
-      const auto f = webmon::writer::copy_row(r, static_cast<int>(i % o.targets) + 1, 1);
+      const auto r = webmon::bench::make_check(i, o.targets);
+      const auto& f = row.format(r, static_cast<int>(i % o.targets) + 1, 1);
       pqxx::work tx(c);
       tx.exec_params(sql, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14],
                      f[15], f[16], f[17], f[18], f[19], f[20]);

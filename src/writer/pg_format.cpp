@@ -13,22 +13,8 @@ void put2(char*& p, unsigned v) {
   *p++ = static_cast<char>('0' + v % 10);
 }
 
-std::string real_text(double v) {
-  char buf[32];
-  // Shortest text that reads back as the same float4: what the column will hold anyway.
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<float>(v));
-  (void)ec;
-  return std::string(buf, end);
-}
-
-std::optional<std::string> opt_real(const std::optional<double>& v) {
-  if (!v) return std::nullopt;
-  return real_text(*v);
-}
-
-}  // namespace
-
-std::string format_pg_timestamp(SysMillis t) {
+// "2024-05-01 12:00:00.123+00" into p; returns the end.
+char* put_timestamp(char* p, SysMillis t) {
   using namespace std::chrono;
   const auto day = floor<days>(t);
   const year_month_day ymd(day);
@@ -39,8 +25,6 @@ std::string format_pg_timestamp(SysMillis t) {
   ms %= 60'000;
   const auto s = static_cast<unsigned>(ms / 1000);
   const auto frac = static_cast<unsigned>(ms % 1000);
-  char buf[40];
-  char* p = buf;
   const int y = static_cast<int>(ymd.year());
   put2(p, static_cast<unsigned>(y / 100));
   put2(p, static_cast<unsigned>(y % 100));
@@ -60,7 +44,63 @@ std::string format_pg_timestamp(SysMillis t) {
   *p++ = '+';
   *p++ = '0';
   *p++ = '0';
-  return std::string(buf, p);
+  return p;
+}
+
+// Appends fields to a buffer, each followed by a NUL, and remembers where each starts; the
+// pointers are made once the buffer has stopped moving.
+class FieldWriter {
+ public:
+  static constexpr std::size_t kNull = static_cast<std::size_t>(-1);
+
+  explicit FieldWriter(std::string& buffer) : buffer_(buffer) {
+    buffer_.clear();
+    starts_.fill(kNull);
+  }
+  void text(std::size_t i, std::string_view s) {
+    starts_[i] = buffer_.size();
+    buffer_.append(s);
+    buffer_.push_back('\0');
+  }
+  template <typename Format>
+  void put(std::size_t i, std::size_t most, Format&& format) {
+    starts_[i] = buffer_.size();
+    buffer_.resize(buffer_.size() + most + 1);
+    char* begin = buffer_.data() + starts_[i];
+    char* end = format(begin, begin + most);
+    *end = '\0';
+    buffer_.resize(static_cast<std::size_t>(end - buffer_.data()) + 1);
+  }
+  void timestamp(std::size_t i, SysMillis t) {
+    put(i, 32, [t](char* b, char*) { return put_timestamp(b, t); });
+  }
+  template <typename Int>
+  void integer(std::size_t i, Int v) {
+    put(i, 24, [v](char* b, char* e) { return std::to_chars(b, e, v).ptr; });
+  }
+  // Shortest text that reads back as the same float4: what the column will hold anyway.
+  void real(std::size_t i, double v) {
+    put(i, 32, [v](char* b, char* e) { return std::to_chars(b, e, static_cast<float>(v)).ptr; });
+  }
+  void real(std::size_t i, const std::optional<double>& v) {
+    if (v) real(i, *v);
+  }
+  void finish(CopyRow::Fields& fields) const {
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      fields[i] = starts_[i] == kNull ? nullptr : buffer_.data() + starts_[i];
+    }
+  }
+
+ private:
+  std::string& buffer_;
+  std::array<std::size_t, kCheckColumns.size()> starts_{};
+};
+
+}  // namespace
+
+std::string format_pg_timestamp(SysMillis t) {
+  char buf[40];
+  return std::string(buf, put_timestamp(buf, t));
 }
 
 std::string pg_text_array(const std::vector<std::string_view>& items) {
@@ -91,36 +131,40 @@ std::optional<int> error_class_id(ErrorClass e) {
   return std::nullopt;
 }
 
-CopyRow copy_row(const CheckResult& r, int target_id, int checker_id) {
-  CopyRow f;
-  f[0] = format_pg_timestamp(r.scheduled_at);
-  f[1] = format_pg_timestamp(r.started_at);
-  if (r.tls_cert_not_after) {
-    f[2] = format_pg_timestamp(std::chrono::time_point_cast<std::chrono::milliseconds>(*r.tls_cert_not_after));
-  }
-  f[3] = std::to_string(target_id);
-  f[4] = std::to_string(checker_id);
-  f[5] = real_text(r.timings.total);
-  f[6] = opt_real(r.http_response_time);
-  f[7] = opt_real(r.timings.dns);
-  f[8] = opt_real(r.timings.connect);
-  f[9] = opt_real(r.timings.tls);
-  f[10] = opt_real(r.timings.ttfb);
-  f[11] = opt_real(r.timings.transfer);
-  f[12] = std::to_string(r.body_bytes);
+const CopyRow::Fields& CopyRow::format(const CheckResult& r, int target_id, int checker_id) {
+  FieldWriter w(buffer_);
+  w.timestamp(0, r.scheduled_at);
+  w.timestamp(1, r.started_at);
+  if (r.tls_cert_not_after) w.timestamp(2, std::chrono::time_point_cast<std::chrono::milliseconds>(*r.tls_cert_not_after));
+  w.integer(3, target_id);
+  w.integer(4, checker_id);
+  w.real(5, r.timings.total);
+  w.real(6, r.http_response_time);
+  w.real(7, r.timings.dns);
+  w.real(8, r.timings.connect);
+  w.real(9, r.timings.tls);
+  w.real(10, r.timings.ttfb);
+  w.real(11, r.timings.transfer);
+  w.integer(12, r.body_bytes);
   if (!r.peer.empty()) {
     if (auto peer = parse_peer(r.peer)) {
-      f[19] = peer->address;
-      if (peer->port) f[13] = std::to_string(*peer->port);
+      w.text(19, peer->address);
+      if (peer->port) w.integer(13, *peer->port);
     }
   }
-  if (r.http_status) f[14] = std::to_string(*r.http_status);
-  f[15] = std::to_string(r.redirects);
-  if (auto id = error_class_id(r.error)) f[16] = std::to_string(*id);
-  f[17] = r.ok ? "t" : "f";
-  if (r.regexp_match) f[18] = *r.regexp_match ? "t" : "f";
-  if (!r.error_detail.empty()) f[20] = r.error_detail;
-  return f;
+  if (r.http_status) w.integer(14, *r.http_status);
+  w.integer(15, r.redirects);
+  if (auto id = error_class_id(r.error)) w.integer(16, *id);
+  w.text(17, r.ok ? "t" : "f");
+  if (r.regexp_match) w.text(18, *r.regexp_match ? "t" : "f");
+  if (!r.error_detail.empty()) w.text(20, r.error_detail);
+  w.finish(fields_);
+  return fields_;
+}
+
+std::optional<std::string_view> CopyRow::operator[](std::size_t i) const {
+  if (!fields_.at(i)) return std::nullopt;
+  return std::string_view(fields_[i]);
 }
 
 }  // namespace webmon::writer

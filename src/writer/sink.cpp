@@ -175,12 +175,13 @@ PgSink::Result PgSink::write(const Batch& batch) {
 
   if (!batch.rows.empty()) {
     pqxx::stream_to copy(tx, "checks", std::vector<std::string>(kCheckColumns.begin(), kCheckColumns.end()));
+    CopyRow row;
     for (const auto& r : batch.rows) {
       auto t = new_targets.find(r.target);
       const int target_id = t != new_targets.end() ? t->second.id : targets_.at(r.target).id;
       auto c = new_checkers.find(r.checker);
       const int checker_id = c != new_checkers.end() ? c->second : checkers_.at(r.checker);
-      copy << copy_row(r, target_id, checker_id);
+      copy << row.format(r, target_id, checker_id);
     }
     copy.complete();
   }

@@ -31,13 +31,14 @@ TEST(PgFormat, CopyRowFollowsTheColumns) {
   r.error_detail = "deadline of 10s";
   r.peer = "[::1]:8080";
   r.redirects = 2;
-  const auto row = copy_row(r, 7, 3);
+  CopyRow row;
+  row.format(r, 7, 3);
   auto col = [&](std::string_view name) {
     for (std::size_t i = 0; i < kCheckColumns.size(); ++i) {
       if (kCheckColumns[i] == name) return row[i];
     }
     ADD_FAILURE() << name;
-    return std::optional<std::string>();
+    return std::optional<std::string_view>();
   };
   EXPECT_EQ(col("scheduled_at"), "2024-05-01 12:00:00.000+00");
   EXPECT_EQ(col("target_id"), "7");

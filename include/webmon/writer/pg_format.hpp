@@ -24,9 +24,23 @@ inline constexpr std::array<const char*, 21> kCheckColumns = {
     "body_bytes", "peer_port", "http_status", "redirects", "error", "ok", "regexp_match", "peer",
     "error_detail"};
 
-using CopyRow = std::array<std::optional<std::string>, kCheckColumns.size()>;
-// One check as COPY fields (nullopt: NULL). The result must have passed classify().
-CopyRow copy_row(const CheckResult& r, int target_id, int checker_id);
+// One check as the fields of a COPY row, in the column order of kCheckColumns. The fields are
+// written into one buffer that the next row reuses, and handed to pqxx::stream_to as C strings
+// (nullptr: NULL), so a row costs no allocation of its own. The result must have passed classify()
+// (no NUL in its text).
+class CopyRow {
+ public:
+  using Fields = std::array<const char*, kCheckColumns.size()>;
+
+  const Fields& format(const CheckResult& r, int target_id, int checker_id);
+  const Fields& fields() const { return fields_; }
+  // Field i as text; nullopt for NULL.
+  std::optional<std::string_view> operator[](std::size_t i) const;
+
+ private:
+  std::string buffer_;
+  Fields fields_{};
+};
 
 // checks.error: NULL for none, else the id in error_classes.
 std::optional<int> error_class_id(ErrorClass e);
