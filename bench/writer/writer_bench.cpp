@@ -142,21 +142,21 @@ pid_t start_writer(const std::string& config, const std::string& log) {
   return pid;
 }
 
-// The writer's progress: the sum of its stored offsets. One connection for the whole run (a new
-// one every 20 ms would cost PostgreSQL a backend start and a SCRAM exchange each time, CPU taken
-// from the writer being measured).
-class OffsetPoll {
+// A connection kept for the whole run and opened again after a failure. The bench polls every
+// 20 ms; a new connection each time would cost PostgreSQL a backend start and a SCRAM exchange,
+// CPU taken from the writer being measured.
+class PollingConnection {
  public:
-  explicit OffsetPoll(std::string uri) : uri_(std::move(uri)) {}
-  long sum() {
+  explicit PollingConnection(std::string uri) : uri_(std::move(uri)) {}
+  // query(connection), or `fallback` when connecting or the query failed.
+  template <typename T, typename Query>
+  T poll(T fallback, Query&& query) {
     try {
       if (!conn_) conn_ = std::make_unique<pqxx::connection>(uri_);
-      pqxx::nontransaction nt(*conn_);
-      if (!nt.exec("SELECT to_regclass('ingest_offsets') IS NOT NULL")[0][0].as<bool>()) return 0;
-      return nt.exec("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets")[0][0].as<long>();
+      return query(*conn_);
     } catch (const std::exception&) {
       conn_.reset();
-      return 0;
+      return fallback;
     }
   }
   int backend_pid() const { return conn_ ? conn_->backendpid() : 0; }
@@ -165,6 +165,13 @@ class OffsetPoll {
   std::string uri_;
   std::unique_ptr<pqxx::connection> conn_;
 };
+
+// The writer's progress: the sum of its stored offsets (0 until its schema exists).
+long sum_offsets(pqxx::connection& c) {
+  pqxx::nontransaction nt(c);
+  if (!nt.exec("SELECT to_regclass('ingest_offsets') IS NOT NULL")[0][0].as<bool>()) return 0;
+  return nt.exec("SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets")[0][0].as<long>();
+}
 
 // CPU seconds (user + sys) of the PostgreSQL backends connected to `db` (but `exclude`), summed,
 // read from /proc.
@@ -196,15 +203,11 @@ class BackendCpuWatch {
  public:
   BackendCpuWatch(const Options& o, std::string db, const std::atomic<int>* exclude = nullptr)
       : thread_([this, &o, db = std::move(db), exclude] {
-          std::unique_ptr<pqxx::connection> c;
+          PollingConnection c(o.pg);
           while (!stop_) {
-            try {
-              if (!c) c = std::make_unique<pqxx::connection>(o.pg);
-              const double v = backend_cpu(*c, db, exclude ? exclude->load() : 0);
-              if (v > max_) max_ = v;
-            } catch (const std::exception&) {
-              c.reset();
-            }
+            const double v =
+                c.poll(0.0, [&](pqxx::connection& conn) { return backend_cpu(conn, db, exclude ? exclude->load() : 0); });
+            if (v > max_) max_ = v;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
           }
         }) {}
@@ -292,11 +295,11 @@ int run(const Options& o) {
   const auto log = (work / "writer.log").string();
   t = Clock::now();
   const pid_t writer = start_writer(config, log);
-  OffsetPoll progress(writer_uri);
+  PollingConnection progress(writer_uri);
   std::atomic<int> progress_pid{0};
   BackendCpuWatch writer_backend(o, writer_db, &progress_pid);
   double assigned_after = 0;
-  while (progress.sum() < o.messages) {
+  while (progress.poll(0L, sum_offsets) < o.messages) {
     progress_pid = progress.backend_pid();
     if (assigned_after == 0 && file_contains(log, "assigned")) assigned_after = seconds_since(t);
     if (waitpid(writer, nullptr, WNOHANG) == writer) throw std::runtime_error("the writer exited; see " + log);

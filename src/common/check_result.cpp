@@ -162,15 +162,9 @@ constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "peer", "checker",
     "dns", "connect", "tls", "ttfb", "transfer", "total"};
 
-int top_field(std::string_view key) {
-  for (int f = f_schema_version; f <= f_checker; ++f) {
-    if (kFieldNames[static_cast<std::size_t>(f)] == key) return f;
-  }
-  return kNone;
-}
-
-int timing_field(std::string_view key) {
-  for (int f = t_dns; f <= t_total; ++f) {
+// The field named `key` among [first, last], or kNone.
+int find_field(std::string_view key, int first, int last) {
+  for (int f = first; f <= last; ++f) {
     if (kFieldNames[static_cast<std::size_t>(f)] == key) return f;
   }
   return kNone;
@@ -231,8 +225,8 @@ class Collector {
       part_.append(key);
       key = part_;
     }
-    if (depth_ == 1) key_ = top_field(key);
-    else if (depth_ == 2 && in_timings_) sub_key_ = timing_field(key);
+    if (depth_ == 1) key_ = find_field(key, f_schema_version, f_checker);
+    else if (depth_ == 2 && in_timings_) sub_key_ = find_field(key, t_dns, t_total);
     part_.clear();
     return true;
   }
@@ -310,21 +304,22 @@ class Collector {
 
 // The checks, on the collected slots.
 
-Slot& field(std::array<Slot, kFieldCount>& slots, int f) {
-  auto& s = slots[static_cast<std::size_t>(f)];
-  if (s.kind == Kind::missing) throw Fail{"missing field " + std::string(kFieldNames[static_cast<std::size_t>(f)])};
-  return s;
+// "field <name>: <what>", the reason a field is refused.
+[[noreturn]] void fail(int f, std::string_view what) {
+  throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": " + std::string(what)};
 }
 
-[[noreturn]] void wrong_type(int f, std::string_view expected) {
-  throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": expected " + std::string(expected)};
-}
+[[noreturn]] void wrong_type(int f, std::string_view expected) { fail(f, "expected " + std::string(expected)); }
 
 class Checks {
  public:
   explicit Checks(std::array<Slot, kFieldCount>& slots) : slots_(slots) {}
 
-  Slot& at(int f) { return field(slots_, f); }
+  Slot& at(int f) {
+    auto& s = slots_[static_cast<std::size_t>(f)];
+    if (s.kind == Kind::missing) throw Fail{"missing field " + std::string(kFieldNames[static_cast<std::size_t>(f)])};
+    return s;
+  }
 
   std::string string(int f) {
     auto& v = at(f);
@@ -356,8 +351,7 @@ class Checks {
     else if (v.kind == Kind::uint64 && v.uint64 <= static_cast<std::uint64_t>(hi)) n = static_cast<std::int64_t>(v.uint64);
     else wrong_type(f, expected);
     if (n < lo || n > hi) {
-      throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": " + std::to_string(n) +
-                 " out of range"};
+      fail(f, std::to_string(n) + " out of range");
     }
     return n;
   }
@@ -365,7 +359,7 @@ class Checks {
     auto& v = at(f);
     if (v.kind == Kind::uint64) return v.uint64;
     if (v.kind == Kind::int64) {
-      if (v.int64 < 0) throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": negative"};
+      if (v.int64 < 0) fail(f, "negative");
       return static_cast<std::uint64_t>(v.int64);
     }
     wrong_type(f, "non-negative integer");
@@ -377,7 +371,7 @@ class Checks {
     else if (v.kind == Kind::int64) d = static_cast<double>(v.int64);
     else if (v.kind == Kind::uint64) d = static_cast<double>(v.uint64);
     else wrong_type(f, expected);
-    if (!(d >= 0)) throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": negative duration"};
+    if (!(d >= 0)) fail(f, "negative duration");
     return d;
   }
   std::optional<double> seconds_or_null(int f) {
@@ -387,7 +381,7 @@ class Checks {
   SysMillis time(int f, std::string_view expected = "RFC 3339 time string") {
     auto& v = at(f);
     if (v.kind != Kind::string) wrong_type(f, expected);
-    if (!v.time) throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": not an RFC 3339 time"};
+    if (!v.time) fail(f, "not an RFC 3339 time");
     return *v.time;
   }
 
@@ -410,7 +404,7 @@ CheckResult decode_slots(std::array<Slot, kFieldCount>& slots) {
   }
   CheckResult r;
   r.target = c.string(f_target);
-  if (r.target.empty()) throw Fail{"field target: empty"};
+  if (r.target.empty()) fail(f_target, "empty");
   r.url = c.string(f_url);
   r.scheduled_at = c.time(f_scheduled_at);
   r.started_at = c.time(f_started_at);
@@ -423,7 +417,7 @@ CheckResult decode_slots(std::array<Slot, kFieldCount>& slots) {
   if (auto& v = c.at(f_error); v.kind != Kind::null) {
     if (v.kind != Kind::string) wrong_type(f_error, "string or null");
     const auto e = error_class_from_string(v.text);
-    if (!e || *e == ErrorClass::none) throw Fail{"field error: unknown class \"" + v.text + "\""};
+    if (!e || *e == ErrorClass::none) fail(f_error, "unknown class \"" + v.text + "\"");
     r.error = *e;
   }
   r.error_detail = c.string_or_null(f_error_detail);

@@ -1,7 +1,6 @@
 #include "webmon/writer/pg_format.hpp"
 
 #include <charconv>
-#include <cstdio>
 
 #include "webmon/writer/batch.hpp"
 
