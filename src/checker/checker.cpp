@@ -26,8 +26,8 @@ namespace asio = boost::asio;
 namespace {
 
 ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx) {
-  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target) {
-    return run_probe(std::move(target), ctx);
+  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target, std::shared_ptr<Resolver> resolver) {
+    return run_probe(std::move(target), ctx, std::move(resolver));
   };
 }
 
@@ -56,7 +56,7 @@ class CheckerProcess {
       metrics_server_->start(config_.checker.metrics_listen);
     }
     scheduler_.start();
-    scheduler_.apply(targets_, probe_fn(std::move(ctx)));
+    scheduler_.apply(targets_, probe_fn(std::move(ctx)), config_.checker.dns);  // DnsSetupError is fatal here
     metrics_.targets.Set(static_cast<double>(targets_.size()));
     spdlog::info("webmon-checker started: {} targets, {} threads, topic {} on {}, instance {}",
                  targets_.size(), config_.checker.threads, config_.kafka.topic,
@@ -115,10 +115,18 @@ class CheckerProcess {
       service::notify_ready();
       return;
     }
-    warn_needs_restart(next);
     auto targets = share_targets(std::move(next.targets));
     const auto added_changed_removed = diff_summary(targets_, targets);
-    scheduler_.apply(targets, probe_fn(std::move(ctx)));
+    try {
+      scheduler_.apply(targets, probe_fn(std::move(ctx)), next.checker.dns);
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed: {}; the previous config keeps running", e.what());
+      metrics_.reloads_failed.Increment();
+      service::notify_ready();
+      return;
+    }
+    warn_needs_restart(next);
+    config_.checker.dns = next.checker.dns;
     targets_ = std::move(targets);
     metrics_.targets.Set(static_cast<double>(targets_.size()));
     metrics_.reloads_ok.Increment();

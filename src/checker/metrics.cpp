@@ -99,6 +99,21 @@ CheckerMetrics::CheckerMetrics(std::shared_ptr<prometheus::Registry> reg, bool p
       reloads_ok(reloads_family(*reg).Add({{"result", "ok"}})),
       reloads_failed(reloads_family(*reg).Add({{"result", "failed"}})),
       targets(BuildGauge().Name("webmon_checker_targets").Help("Targets configured").Register(*reg).Add({})),
+      dns_duration(BuildHistogram()
+                       .Name("webmon_checker_dns_lookup_duration_seconds")
+                       .Help("Duration of DNS queries sent to the name servers (cache hits excluded), seconds")
+                       .Register(*reg)
+                       .Add({}, duration_buckets())),
+      dns_cache_hits(BuildCounter()
+                         .Name("webmon_checker_dns_cache_hits_total")
+                         .Help("Name lookups answered from the checker's DNS cache")
+                         .Register(*reg)
+                         .Add({})),
+      dns_shared(BuildCounter()
+                     .Name("webmon_checker_dns_lookups_shared_total")
+                     .Help("Name lookups that waited for a query already running for the same name")
+                     .Register(*reg)
+                     .Add({})),
       registry_(std::move(reg)),
       per_target_(per_target),
       probes_family_(BuildCounter()
@@ -107,6 +122,15 @@ CheckerMetrics::CheckerMetrics(std::shared_ptr<prometheus::Registry> reg, bool p
                          .Register(*registry_)) {
   for (std::size_t i = 0; i < kOutcomes.size(); ++i) {
     probes_by_outcome_[i] = &probes_family_.Add({{"outcome", std::string(kOutcomes[i])}});
+  }
+  auto& dns_family = BuildCounter()
+                         .Name("webmon_checker_dns_lookups_total")
+                         .Help("DNS queries finished, by outcome (ok, nxdomain, nodata, servfail, refused, "
+                               "no_answer, error)")
+                         .Register(*registry_);
+  for (int i = 0; i < kDnsStatusCount; ++i) {
+    dns_lookups_[static_cast<std::size_t>(i)] =
+        &dns_family.Add({{"outcome", std::string(dns_status_label(static_cast<DnsStatus>(i)))}});
   }
   if (per_target_) {
     target_up_ = &BuildGauge()
@@ -121,6 +145,16 @@ CheckerMetrics::CheckerMetrics(std::shared_ptr<prometheus::Registry> reg, bool p
 }
 
 prometheus::Counter& CheckerMetrics::probes(const CheckResult& r) { return *probes_by_outcome_[outcome_index(r)]; }
+
+void CheckerMetrics::add_dns(ResolverStats stats, LocalHistogram& durations) {
+  for (int i = 0; i < kDnsStatusCount; ++i) {
+    if (stats.by_status[i] > 0) dns_lookups(static_cast<DnsStatus>(i)).Increment(static_cast<double>(stats.by_status[i]));
+  }
+  if (stats.cache_hits > 0) dns_cache_hits.Increment(static_cast<double>(stats.cache_hits));
+  if (stats.shared > 0) dns_shared.Increment(static_cast<double>(stats.shared));
+  for (const double d : stats.query_seconds) durations.observe(d);
+  durations.flush_into(dns_duration);
+}
 
 void CheckerMetrics::observe_target(const CheckResult& r) {
   if (!per_target_) return;

@@ -107,12 +107,13 @@ tcp::socket& lowest_socket(TlsStream& s) { return s.next_layer(); }
 
 // Everything one probe carries from hop to hop (a hop: one request on one connection).
 struct Probe {
-  Probe(const TargetConfig& t, const ProbeContext& c, const asio::any_io_executor& e)
-      : target(t), ctx(c), ex(e), start(Clock::now()), deadline(start + t.timeout), watchdog(e),
+  Probe(const TargetConfig& t, const ProbeContext& c, Resolver& r, const asio::any_io_executor& e)
+      : target(t), ctx(c), resolver(r), ex(e), start(Clock::now()), deadline(start + t.timeout), watchdog(e),
         url(t.parsed_url), method(t.method) {}
 
   const TargetConfig& target;
   const ProbeContext& ctx;
+  Resolver& resolver;
   asio::any_io_executor ex;
   Clock::time_point start;
   Clock::time_point deadline;
@@ -178,17 +179,6 @@ void arm_watchdog(Probe& p, const std::shared_ptr<Stream>& stream, Clock::time_p
   });
 }
 
-// Asio's resolver runs getaddrinfo on a background thread and cannot interrupt it, so the probe
-// does not wait on the resolve itself: it waits on `wake`, which the answer or the deadline ends.
-struct PendingResolve {
-  explicit PendingResolve(const asio::any_io_executor& ex) : resolver(ex), wake(ex) {}
-  tcp::resolver resolver;
-  asio::steady_timer wake;
-  bool done = false;
-  error_code ec;
-  tcp::resolver::results_type results;
-};
-
 bool family_allows(IpFamily family, const asio::ip::address& a) {
   return family == IpFamily::any || (family == IpFamily::v4 && a.is_v4()) || (family == IpFamily::v6 && a.is_v6());
 }
@@ -202,10 +192,11 @@ std::string_view family_text(IpFamily family) {
   return "auto";
 }
 
-// The endpoints to try, in resolver order; empty with p's error set on failure.
+// The endpoints to try, in the resolver's order (RFC 6724); empty with p's error set on failure.
+// The lookup runs on this shard's event loop (c-ares) and ends at the probe's deadline at the
+// latest, so a slow or dead name server costs only the probes of its own names.
 awaitable<std::vector<tcp::endpoint>> resolve(Probe& p) {
   std::vector<tcp::endpoint> out;
-  const auto t0 = Clock::now();
   const std::string& port_text = p.url.port;
   unsigned short port = 0;
   const auto [end, perr] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
@@ -215,7 +206,7 @@ awaitable<std::vector<tcp::endpoint>> resolve(Probe& p) {
   }
   const IpFamily family = p.target.ip_family;
 
-  // An address literal needs no resolver (and no trip through its thread).
+  // An address literal needs no resolver.
   error_code ec;
   const auto literal = asio::ip::make_address(p.url.host, ec);
   if (!ec) {
@@ -228,42 +219,20 @@ awaitable<std::vector<tcp::endpoint>> resolve(Probe& p) {
     co_return out;
   }
 
-  auto pending = std::make_shared<PendingResolve>(p.ex);
-  pending->wake.expires_at(p.deadline);
-  auto on_resolved = [pending](const error_code& e, tcp::resolver::results_type results) {
-    pending->done = true;
-    pending->ec = e;
-    pending->results = std::move(results);
-    pending->wake.cancel();
-  };
-  switch (family) {
-    case IpFamily::any:
-      pending->resolver.async_resolve(p.url.host, port_text,
-                                      tcp::resolver::address_configured | tcp::resolver::numeric_service,
-                                      std::move(on_resolved));
-      break;
-    case IpFamily::v4:
-      pending->resolver.async_resolve(tcp::v4(), p.url.host, port_text, tcp::resolver::numeric_service,
-                                      std::move(on_resolved));
-      break;
-    case IpFamily::v6:
-      pending->resolver.async_resolve(tcp::v6(), p.url.host, port_text, tcp::resolver::numeric_service,
-                                      std::move(on_resolved));
-      break;
-  }
-  co_await pending->wake.async_wait(kUse);
-  if (!pending->done) {
-    pending->resolver.cancel();  // its answer, when getaddrinfo returns, goes nowhere
+  const auto t0 = Clock::now();
+  auto answer = co_await p.resolver.resolve(p.url.host, family, p.deadline);
+  if (!answer) {
     p.fail_timeout(Phase::dns);
     co_return out;
   }
   add_seconds(p.result.timings.dns, t0, Clock::now());
-  if (pending->ec) {
-    p.fail(ErrorClass::dns, fmt::format("resolve {}: {}", p.url.host, pending->ec.message()));
+  p.result.dns_cached = p.result.dns_cached.value_or(true) && answer->cached;
+  if (answer->status != DnsStatus::ok) {
+    p.fail(ErrorClass::dns, std::move(answer->detail));
     co_return out;
   }
-  for (const auto& entry : pending->results) {
-    if (family_allows(family, entry.endpoint().address())) out.push_back(entry.endpoint());
+  for (const auto& a : answer->addresses) {
+    if (family_allows(family, a)) out.emplace_back(a, port);
   }
   if (out.empty()) {
     p.fail(ErrorClass::dns, fmt::format("resolve {}: no address of ip_family {}", p.url.host, family_text(family)));
@@ -600,9 +569,10 @@ std::shared_ptr<const ProbeContext> ProbeContext::for_targets(const std::vector<
   return std::make_shared<const ProbeContext>(TlsContextCache::for_targets(targets), limits);
 }
 
-awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target, std::shared_ptr<const ProbeContext> ctx) {
+awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target, std::shared_ptr<const ProbeContext> ctx,
+                                 std::shared_ptr<Resolver> resolver) {
   const auto ex = co_await asio::this_coro::executor;
-  Probe p(*target, *ctx, ex);
+  Probe p(*target, *ctx, *resolver, ex);
   try {
     co_await follow_hops(p);
   } catch (const std::exception& e) {

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "webmon/checker/metrics.hpp"
+#include "webmon/checker/resolver.hpp"
 #include "webmon/checker/schedule.hpp"
 
 namespace webmon::checker {
@@ -35,7 +36,10 @@ class Scheduler::Shard {
  public:
   Shard(std::size_t cap, const SchedulerOptions& options, ResultFn on_result, CheckerMetrics& metrics)
       : cap_(cap), instance_id_(options.instance_id), on_result_(std::move(on_result)), metrics_(metrics),
-        duration_(duration_buckets()), lateness_(duration_buckets()), flush_timer_(io_) {}
+        duration_(duration_buckets()), lateness_(duration_buckets()), dns_duration_(duration_buckets()),
+        flush_timer_(io_) {}
+
+  asio::any_io_executor executor() { return io_.get_executor(); }
 
   void start() {
     thread_ = std::thread([this] {
@@ -45,8 +49,14 @@ class Scheduler::Shard {
     asio::co_spawn(io_, flush_loop(), asio::detached);
   }
 
-  void apply(std::vector<TargetPtr> targets, ProbeFn probe) {
-    asio::post(io_, [this, targets = std::move(targets), probe = std::move(probe)]() mutable {
+  void apply(std::vector<TargetPtr> targets, ProbeFn probe, std::shared_ptr<Resolver> resolver) {
+    asio::post(io_, [this, targets = std::move(targets), probe = std::move(probe),
+                     resolver = std::move(resolver)]() mutable {
+      if (resolver_) {
+        resolver->adopt_cache(*resolver_);
+        metrics_.add_dns(resolver_->take_stats(), dns_duration_);
+      }
+      resolver_ = std::move(resolver);
       apply_here(std::move(targets), std::move(probe));
     });
   }
@@ -170,7 +180,7 @@ class Scheduler::Shard {
     auto cfg = slot->cfg;
     CheckResult r;
     try {
-      r = co_await probe_(cfg);
+      r = co_await probe_(cfg, resolver_);
     } catch (const std::exception& e) {
       // run_probe does not throw; should anything else, the target still gets its result.
       r = CheckResult{};
@@ -209,6 +219,7 @@ class Scheduler::Shard {
   void flush_metrics() {
     duration_.flush_into(metrics_.probe_duration);
     lateness_.flush_into(metrics_.lateness);
+    if (resolver_) metrics_.add_dns(resolver_->take_stats(), dns_duration_);
   }
 
   asio::io_context io_{1};  // first: destroyed last, after everything that holds its timers
@@ -218,6 +229,7 @@ class Scheduler::Shard {
   ResultFn on_result_;
   CheckerMetrics& metrics_;
   ProbeFn probe_;
+  std::shared_ptr<Resolver> resolver_;  // this shard's; replaced by apply (probes hold the old)
   std::unordered_map<std::string_view, std::shared_ptr<Slot>> slots_;  // keys view slot->cfg->name
   std::deque<Waiting> waiting_;
   bool stopping_ = false;
@@ -226,6 +238,7 @@ class Scheduler::Shard {
   std::atomic<std::uint64_t> started_{0};
   LocalHistogram duration_;
   LocalHistogram lateness_;
+  LocalHistogram dns_duration_;
   asio::steady_timer flush_timer_;
 };
 
@@ -253,10 +266,16 @@ std::vector<TargetPtr> share_targets(std::vector<TargetConfig>&& targets) {
   return out;
 }
 
-void Scheduler::apply(const std::vector<TargetPtr>& targets, ProbeFn probe) {
+void Scheduler::apply(const std::vector<TargetPtr>& targets, ProbeFn probe, const CheckerDns& dns) {
+  // Made here, on the caller's thread, so that a failure changes nothing; each is used only on
+  // its shard's thread from then on (c-ares channels are not shared between threads).
+  std::vector<std::shared_ptr<Resolver>> resolvers;
+  for (auto& s : shards_) resolvers.push_back(std::make_shared<Resolver>(s->executor(), dns));
   std::vector<std::vector<TargetPtr>> per_shard(shards_.size());
   for (const auto& t : targets) per_shard[stable_hash(t->name) % shards_.size()].push_back(t);
-  for (std::size_t i = 0; i < shards_.size(); ++i) shards_[i]->apply(std::move(per_shard[i]), probe);
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    shards_[i]->apply(std::move(per_shard[i]), probe, std::move(resolvers[i]));
+  }
 }
 
 std::size_t Scheduler::stop(std::chrono::milliseconds drain_limit) {

@@ -150,7 +150,7 @@ struct Slot {
 enum Field : int {
   f_schema_version, f_target, f_url, f_scheduled_at, f_started_at, f_http_response_time, f_http_status,
   f_regexp_match, f_ok, f_error, f_error_detail, f_timings, f_body_bytes, f_redirects, f_tls_cert_not_after,
-  f_peer, f_checker,
+  f_peer, f_checker, f_dns_cached,
   t_dns, t_connect, t_tls, t_ttfb, t_transfer, t_total,
   kFieldCount
 };
@@ -159,7 +159,7 @@ constexpr int kNone = -1;
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "schema_version", "target", "url", "scheduled_at", "started_at", "http_response_time", "http_status",
     "regexp_match", "ok", "error", "error_detail", "timings", "body_bytes", "redirects", "tls_cert_not_after",
-    "peer", "checker",
+    "peer", "checker", "dns_cached",
     "dns", "connect", "tls", "ttfb", "transfer", "total"};
 
 // The field named `key` among [first, last], or kNone.
@@ -225,7 +225,7 @@ class Collector {
       part_.append(key);
       key = part_;
     }
-    if (depth_ == 1) key_ = find_field(key, f_schema_version, f_checker);
+    if (depth_ == 1) key_ = find_field(key, f_schema_version, f_dns_cached);
     else if (depth_ == 2 && in_timings_) sub_key_ = find_field(key, t_dns, t_total);
     part_.clear();
     return true;
@@ -337,6 +337,11 @@ class Checks {
     if (v.kind != Kind::boolean) wrong_type(f, "boolean");
     return v.boolean;
   }
+  // A field added to v1 after its first release: absent in older messages, read as null.
+  std::optional<bool> added_boolean_or_null(int f) {
+    if (slots_[static_cast<std::size_t>(f)].kind == Kind::missing) return std::nullopt;
+    return boolean_or_null(f);
+  }
   std::optional<bool> boolean_or_null(int f) {
     auto& v = at(f);
     if (v.kind == Kind::null) return std::nullopt;
@@ -435,6 +440,7 @@ CheckResult decode_slots(std::array<Slot, kFieldCount>& slots) {
   }
   r.peer = c.string_or_null(f_peer);
   r.checker = c.string(f_checker);
+  r.dns_cached = c.added_boolean_or_null(f_dns_cached);
   return r;
 }
 
@@ -580,6 +586,8 @@ std::string encode_check_result(const CheckResult& r) {
   append_string_or_null(out, r.peer);
   out += ",\"checker\":";
   append_utf8_escaped(out, r.checker);
+  out += ",\"dns_cached\":";
+  out += r.dns_cached ? (*r.dns_cached ? "true" : "false") : "null";
   out += '}';
   return out;
 }

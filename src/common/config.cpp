@@ -14,11 +14,13 @@
 #include <unordered_map>
 
 #include <librdkafka/rdkafka.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "webmon/common/kafka.hpp"
+#include "webmon/common/text.hpp"
 
 namespace webmon {
 namespace {
@@ -30,12 +32,7 @@ constexpr std::size_t kMaxNameLength = 128;
 constexpr double kMaxIntervalSeconds = 7 * 24 * 3600;
 constexpr std::size_t kMaxBodyBytesLimit = 256u * 1024 * 1024;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
-  return out;
-}
+std::string lower(std::string_view s) { return ascii_lower(s); }
 
 std::string show(std::string_view s) {
   std::string out = "\"";
@@ -54,6 +51,29 @@ std::string show(std::string_view s) {
     }
   }
   return out + '"';
+}
+
+// "ip", "ip:port" or "[v6]:port": what c-ares takes for a name server (a host name cannot be:
+// it would need a resolver to find the resolver).
+bool name_server_address(const std::string& s) {
+  auto is_ip = [](const std::string& text, bool v6) {
+    unsigned char buf[16];
+    return ::inet_pton(v6 ? AF_INET6 : AF_INET, text.c_str(), buf) == 1;
+  };
+  auto is_port = [](std::string_view p) {
+    unsigned port = 0;
+    const auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+    return !p.empty() && ec == std::errc{} && ptr == p.data() + p.size() && port > 0 && port <= 65535;
+  };
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string::npos || !is_ip(s.substr(1, close - 1), true)) return false;
+    if (close + 1 == s.size()) return true;
+    return s[close + 1] == ':' && is_port(std::string_view(s).substr(close + 2));
+  }
+  if (is_ip(s, true) || is_ip(s, false)) return true;
+  const auto colon = s.rfind(':');
+  return colon != std::string::npos && is_ip(s.substr(0, colon), false) && is_port(std::string_view(s).substr(colon + 1));
 }
 
 std::string join(std::initializer_list<std::string_view> items) {
@@ -221,8 +241,7 @@ std::string host_name() {
 
 // Whether a variable name or key path names a secret (PASSWORD, sasl.password, API_TOKEN, ...).
 bool looks_secret(std::string_view name) {
-  std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lower = ascii_lower(name);
   for (const char* word : {"pass", "secret", "token", "credential", "key", "auth"}) {
     if (lower.find(word) != std::string::npos) return true;
   }
@@ -1085,7 +1104,7 @@ class Loader {
 
   void parse_checker(const Fields& top, CheckerSection& c) {
     auto sec = section(top, "checker", "checker",
-                       {"threads", "max_in_flight", "metrics_listen", "instance_id", "per_target_metrics"});
+                       {"threads", "max_in_flight", "metrics_listen", "instance_id", "per_target_metrics", "dns"});
     if (sec) {
       if (const auto* f = sec->get("threads")) {
         if (auto v = int_value(*f, "checker.threads", 0, 1024)) c.threads = static_cast<unsigned>(*v);
@@ -1103,9 +1122,54 @@ class Loader {
       if (const auto* f = sec->get("per_target_metrics")) {
         if (auto v = bool_value(*f, "checker.per_target_metrics")) c.per_target_metrics = *v;
       }
+      parse_dns(*sec, c.dns);
     }
     if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
     if (c.instance_id.empty()) c.instance_id = host_name();
+  }
+
+  void parse_dns(const Fields& checker, CheckerDns& d) {
+    auto sec = section(checker, "dns", "checker.dns",
+                       {"cache", "max_ttl_seconds", "negative_ttl_seconds", "servers", "timeout_ms", "attempts"});
+    if (!sec) return;
+    if (const auto* f = sec->get("cache")) {
+      if (auto v = bool_value(*f, "checker.dns.cache")) d.cache = *v;
+    }
+    if (const auto* f = sec->get("max_ttl_seconds")) {
+      if (auto v = int_value(*f, "checker.dns.max_ttl_seconds", 0, 86'400)) d.max_ttl_seconds = static_cast<int>(*v);
+    }
+    if (const auto* f = sec->get("negative_ttl_seconds")) {
+      if (auto v = int_value(*f, "checker.dns.negative_ttl_seconds", 0, 3'600)) {
+        d.negative_ttl_seconds = static_cast<int>(*v);
+      }
+    }
+    if (const auto* f = sec->get("timeout_ms")) {
+      if (auto v = int_value(*f, "checker.dns.timeout_ms", 1, 60'000)) d.timeout_ms = static_cast<int>(*v);
+    }
+    if (const auto* f = sec->get("attempts")) {
+      if (auto v = int_value(*f, "checker.dns.attempts", 1, 10)) d.attempts = static_cast<int>(*v);
+    }
+    if (const auto* f = sec->get("servers")) {
+      if (!f->value.IsSequence()) {
+        error_at(*f, "checker.dns.servers",
+                 "expected a list of name server addresses like [\"10.0.0.2\", \"[::1]:5353\"], got " +
+                     kind_name(f->value));
+        return;
+      }
+      for (std::size_t i = 0; i < f->value.size(); ++i) {
+        const Field item{f->key, f->value[i]};
+        const auto key = "checker.dns.servers[" + std::to_string(i) + "]";
+        auto v = nonempty_string(item, key);
+        if (!v) continue;
+        if (!name_server_address(*v)) {
+          error_at(item, key,
+                   "expected an IP address with an optional port (10.0.0.2, 10.0.0.2:5353, [::1]:5353), got " +
+                       show(*v));
+          continue;
+        }
+        d.servers.push_back(*v);
+      }
+    }
   }
 
   void parse_writer(const Fields& top, WriterSection& w) {

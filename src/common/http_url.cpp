@@ -8,6 +8,8 @@
 #include <boost/url/url.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "webmon/common/text.hpp"
+
 namespace webmon {
 namespace {
 
@@ -78,8 +80,7 @@ std::optional<HttpUrl> from_view(const urls::url_view_base& u, std::string* why)
         set_why(why, "invalid host name '" + std::string(u.encoded_host()) + "'");
         return std::nullopt;
       }
-      std::transform(out.host.begin(), out.host.end(), out.host.begin(),
-                     [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+      out.host = ascii_lower(out.host);
       break;
     }
     default:

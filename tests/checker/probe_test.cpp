@@ -31,6 +31,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/isolation.hpp"
 #include "support/stack.hpp"
 #include "test_certs.hpp"
 #include "test_servers.hpp"
@@ -77,8 +78,9 @@ void set_regexp(TargetConfig& t, const std::string& pattern) {
 
 // Runs one probe on `io` (with the servers it serves) until the probe's result is in.
 CheckResult probe_on(asio::io_context& io, std::shared_ptr<const TargetConfig> target,
-                     std::shared_ptr<const ProbeContext> ctx = nullptr) {
+                     std::shared_ptr<const ProbeContext> ctx = nullptr, std::shared_ptr<Resolver> resolver = nullptr) {
   if (!ctx) ctx = ProbeContext::for_targets({*target});
+  if (!resolver) resolver = std::make_shared<Resolver>(io.get_executor(), CheckerDns{});
   std::optional<CheckResult> result;
   std::exception_ptr failure;
   bool abandoned = false;
@@ -89,7 +91,7 @@ CheckResult probe_on(asio::io_context& io, std::shared_ptr<const TargetConfig> t
     abandoned = true;
     io.stop();
   });
-  asio::co_spawn(io, run_probe(target, ctx), [&](std::exception_ptr e, CheckResult r) {
+  asio::co_spawn(io, run_probe(target, ctx, resolver), [&](std::exception_ptr e, CheckResult r) {
     failure = e;
     result = std::move(r);
     backstop.cancel();
@@ -672,82 +674,8 @@ TEST_F(ProbeTest, Ipv6Loopback) {
 // Name resolution, in a private network namespace (only `lo`, and its own /etc/hosts and
 // /etc/resolv.conf) so that no query can leave the machine.
 
-struct Isolated {
-  bool skipped = false;
-  std::string text;  // what the child reported, or why it was skipped
-};
-
-void write_all(int fd, const std::string& s) {
-  std::size_t done = 0;
-  while (done < s.size()) {
-    const ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n <= 0) return;
-    done += static_cast<std::size_t>(n);
-  }
-}
-
-// Runs `fn` in a forked child inside new network and mount namespaces; `hosts` and `resolv_conf`
-// (when not empty) are bind-mounted over /etc/hosts and /etc/resolv.conf there only.
-Isolated run_isolated(const std::function<std::string()>& fn, const std::filesystem::path& hosts,
-                      const std::filesystem::path& resolv_conf) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw std::runtime_error("pipe");
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork");
-  if (pid == 0) {
-    ::close(fds[0]);
-    auto report = [&](char kind, const std::string& text) {
-      write_all(fds[1], std::string(1, kind) + text);
-      ::_exit(0);
-    };
-    if (::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) report('S', std::string("unshare: ") + std::strerror(errno));
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-      report('S', std::string("mount --make-rprivate /: ") + std::strerror(errno));
-    }
-    if (!hosts.empty() && ::mount(hosts.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) {
-      report('S', std::string("bind /etc/hosts: ") + std::strerror(errno));
-    }
-    if (!resolv_conf.empty() && ::mount(resolv_conf.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
-      report('S', std::string("bind /etc/resolv.conf: ") + std::strerror(errno));
-    }
-    const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-    if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) report('S', std::string("lo flags: ") + std::strerror(errno));
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) report('S', std::string("lo up: ") + std::strerror(errno));
-    ::close(s);
-    try {
-      report('R', fn());
-    } catch (const std::exception& e) {
-      report('E', e.what());
-    }
-    report('E', "unknown exception");
-  }
-  ::close(fds[1]);
-  std::string out;
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  char buf[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(limit - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd pfd{fds[0], POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  if (::waitpid(pid, &status, WNOHANG) == 0) {
-    ::kill(pid, SIGKILL);  // our own child, stuck
-    ::waitpid(pid, &status, 0);
-  }
-  if (out.empty()) throw std::runtime_error("the isolated child reported nothing");
-  if (out[0] == 'S') return Isolated{true, out.substr(1)};
-  if (out[0] == 'E') throw std::runtime_error("isolated child failed: " + out.substr(1));
-  return Isolated{false, out.substr(1)};
-}
+using webmon::test::Isolated;
+using webmon::test::run_isolated;
 
 // The result fields the parent asserts on, one per line.
 std::string summarize(const CheckResult& r) {
@@ -786,11 +714,11 @@ class IsolatedProbeTest : public ::testing::Test {
   Isolated probe_isolated(const std::string& url_template, IpFamily family, const std::string& serve_on,
                           std::chrono::nanoseconds timeout = kGenerous, bool silent_dns = false) {
     const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n127.0.0.1 dual.test\n::1 dual.test\n");
-    const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n");
+    // c-ares gives up after 2 s (one try): longer than kShort, far shorter than kGenerous.
+    const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n");
     return run_isolated(
         [&]() {
-          // Left to the child's _exit on purpose: with a silent name server, Asio's resolver
-          // thread is still inside getaddrinfo, and destroying the io_context would join it.
+          // Left to the child's _exit: it reports and exits right after the probe.
           auto* io = new asio::io_context;
           if (silent_dns) {
             auto* dns = new asio::ip::udp::socket(*io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 53));
@@ -814,7 +742,7 @@ class IsolatedProbeTest : public ::testing::Test {
 
 TEST_F(IsolatedProbeTest, UnknownHostIsADnsError) {
   const auto out = probe_isolated("http://no-such-host.invalid/", IpFamily::any, "");
-  if (out.skipped) GTEST_SKIP() << "no private network namespace: " << out.text;
+  WEBMON_REQUIRE_ISOLATED(out);
   const Summary s = parse_summary(out.text);
   EXPECT_EQ(s.error, ErrorClass::dns) << s.detail;
   EXPECT_THAT(s.detail, HasSubstr("no-such-host.invalid"));
@@ -822,9 +750,9 @@ TEST_F(IsolatedProbeTest, UnknownHostIsADnsError) {
 }
 
 TEST_F(IsolatedProbeTest, SilentNameServerIsATimeoutWithinTheProbesDeadline) {
-  // getaddrinfo would wait 30 s for the silent name server; the probe's deadline covers DNS too.
+  // c-ares would wait 2 s for the silent name server; the probe's 500 ms deadline covers DNS too.
   const auto out = probe_isolated("http://slow-dns.invalid/", IpFamily::any, "", kShort, true);
-  if (out.skipped) GTEST_SKIP() << "no private network namespace: " << out.text;
+  WEBMON_REQUIRE_ISOLATED(out);
   const Summary s = parse_summary(out.text);
   EXPECT_EQ(s.error, ErrorClass::timeout) << s.detail;
   EXPECT_THAT(s.detail, HasSubstr("resolving slow-dns.invalid"));
@@ -833,7 +761,7 @@ TEST_F(IsolatedProbeTest, SilentNameServerIsATimeoutWithinTheProbesDeadline) {
 TEST_F(IsolatedProbeTest, IpFamilyPicksTheAddressesOfAName) {
   {
     const auto out = probe_isolated("http://dual.test:PORT/", IpFamily::v4, "127.0.0.1");
-    if (out.skipped) GTEST_SKIP() << "no private network namespace: " << out.text;
+    WEBMON_REQUIRE_ISOLATED(out);
     const Summary s = parse_summary(out.text);
     EXPECT_EQ(s.error, ErrorClass::none) << s.detail;
     EXPECT_THAT(s.peer, ::testing::StartsWith("127.0.0.1:"));

@@ -160,7 +160,9 @@ struct SchedulerHarness {
     scheduler.start();
   }
   webmon::checker::ProbeFn probe(std::chrono::milliseconds takes) {
-    return [rec = rec, takes](std::shared_ptr<const TargetConfig> t) { return fake_probe(std::move(t), rec, takes); };
+    return [rec = rec, takes](std::shared_ptr<const TargetConfig> t, std::shared_ptr<webmon::checker::Resolver>) {
+      return fake_probe(std::move(t), rec, takes);
+    };
   }
   std::shared_ptr<Recorder> rec = std::make_shared<Recorder>();
   webmon::checker::CheckerMetrics metrics;

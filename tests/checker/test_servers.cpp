@@ -166,9 +166,9 @@ asio::awaitable<void> accept_loop(std::shared_ptr<TestServer::State> state) {
 }  // namespace
 
 TestServer::TestServer(asio::io_context& io, Handler handler, std::shared_ptr<ssl::context> tls,
-                       const asio::ip::address& address)
+                       const asio::ip::address& address, unsigned short port)
     : state_(std::make_shared<State>(io, std::move(handler), std::move(tls))) {
-  const tcp::endpoint ep(address, 0);
+  const tcp::endpoint ep(address, port);
   state_->acceptor.open(ep.protocol());
   state_->acceptor.set_option(tcp::acceptor::reuse_address(true));
   state_->acceptor.bind(ep);

@@ -57,9 +57,11 @@ using Handler = std::function<boost::asio::awaitable<void>(std::shared_ptr<Serve
 
 class TestServer {
  public:
-  // Serves on `address`:0 with `handler` for each connection; https when `tls` is given.
+  // Serves on `address`:`port` (0: any free one) with `handler` for each connection; https when
+  // `tls` is given.
   TestServer(boost::asio::io_context& io, Handler handler, std::shared_ptr<boost::asio::ssl::context> tls = nullptr,
-             const boost::asio::ip::address& address = boost::asio::ip::make_address("127.0.0.1"));
+             const boost::asio::ip::address& address = boost::asio::ip::make_address("127.0.0.1"),
+             unsigned short port = 0);
   ~TestServer();
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;

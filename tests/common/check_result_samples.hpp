@@ -27,6 +27,7 @@ inline CheckResult sample_success() {
   r.body_bytes = 1256;
   r.peer = "93.184.216.34:80";
   r.checker = "host-a";
+  r.dns_cached = false;
   return r;
 }
 
@@ -38,7 +39,7 @@ inline CheckResult sample_dns_error() {
   r.started_at = sample_time(1000);
   r.ok = false;
   r.error = ErrorClass::dns;
-  r.error_detail = "Host not found (authoritative)";
+  r.error_detail = "resolve no-such-host.invalid: NXDOMAIN";
   r.timings.dns = std::nullopt;
   r.timings.total = 0.0312;
   r.checker = "host-a";
@@ -65,6 +66,7 @@ inline CheckResult sample_https() {
   r.regexp_match = true;
   r.tls_cert_not_after = floor<seconds>(sys_days{2025y / 1 / 31} + 23h + 59min + 59s);
   r.peer = "[2001:db8::1]:8443";
+  r.dns_cached = true;
   return r;
 }
 

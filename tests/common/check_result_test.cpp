@@ -85,7 +85,8 @@ TEST(CheckResultCodec, EncodesTheDocumentedFields) {
   EXPECT_TRUE(v.at("error").is_null());
   EXPECT_TRUE(v.at("error_detail").is_null());
   EXPECT_EQ(v.at("timings").as_object().size(), 6u);
-  EXPECT_EQ(v.size(), 17u);
+  EXPECT_EQ(v.size(), 18u);
+  EXPECT_EQ(v.at("dns_cached").as_bool(), false);
   // Durations are plain decimals people can read in kcat, not 2.5E-1.
   EXPECT_NE(encode_check_result(test::sample_success()).find("\"total\":0.25"), std::string::npos);
 
@@ -95,6 +96,24 @@ TEST(CheckResultCodec, EncodesTheDocumentedFields) {
   EXPECT_TRUE(dns.at("http_response_time").is_null());
   EXPECT_TRUE(dns.at("peer").is_null());
   EXPECT_TRUE(dns.at("timings").as_object().at("connect").is_null());
+}
+
+TEST(CheckResultCodec, DnsCachedIsAnAddedFieldThatOlderMessagesLack) {
+  // A message from a checker older than dns_cached: the field is absent and reads as null.
+  auto old = json::parse(encode_check_result(test::sample_success())).as_object();
+  old.erase("dns_cached");
+  const CheckResult r = decode_ok(json::serialize(old));
+  EXPECT_FALSE(r.dns_cached.has_value());
+  EXPECT_EQ(r.target, "example");
+  // Present, it is a boolean or null, and nothing else.
+  auto bad = json::parse(encode_check_result(test::sample_success())).as_object();
+  bad["dns_cached"] = "yes";
+  const auto refused = decode_check_result(json::serialize(bad));
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(refused));
+  EXPECT_EQ(std::get<DecodeError>(refused).reason, "field dns_cached: expected boolean or null");
+  auto literal = test::sample_success();  // an IP literal: no lookup was made
+  literal.dns_cached.reset();
+  EXPECT_TRUE(json::parse(encode_check_result(literal)).as_object().at("dns_cached").is_null());
 }
 
 TEST(CheckResultCodec, StringsAreEscapedAndMadeValidUtf8) {

@@ -16,6 +16,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "webmon/checker/resolver.hpp"
 #include "webmon/common/check_result.hpp"
 
 namespace webmon::checker {
@@ -63,6 +64,13 @@ class CheckerMetrics {
   prometheus::Counter& reloads_ok;
   prometheus::Counter& reloads_failed;
   prometheus::Gauge& targets;
+  prometheus::Histogram& dns_duration;  // seconds, each query c-ares ran (cache hits not included)
+  prometheus::Counter& dns_cache_hits;
+  prometheus::Counter& dns_shared;      // lookups that joined a query already running for the name
+  prometheus::Counter& dns_lookups(DnsStatus s) { return *dns_lookups_[static_cast<std::size_t>(s)]; }
+
+  // Adds what one shard's resolver counted since the last call; `durations` is the shard's own.
+  void add_dns(ResolverStats stats, LocalHistogram& durations);
 
  private:
   CheckerMetrics(std::shared_ptr<prometheus::Registry> registry, bool per_target);
@@ -70,6 +78,7 @@ class CheckerMetrics {
   bool per_target_;
   prometheus::Family<prometheus::Counter>& probes_family_;
   std::array<prometheus::Counter*, 8> probes_by_outcome_{};
+  std::array<prometheus::Counter*, kDnsStatusCount> dns_lookups_{};
   prometheus::Family<prometheus::Gauge>* target_up_ = nullptr;
   prometheus::Family<prometheus::Gauge>* target_response_ = nullptr;
 };

@@ -9,6 +9,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "webmon/checker/resolver.hpp"
 #include "webmon/checker/tls.hpp"
 #include "webmon/common/check_result.hpp"
 #include "webmon/common/config.hpp"
@@ -47,15 +48,17 @@ class ProbeContext {
 // deadline (target->timeout after the start, DNS included) plus scheduling latency.
 //
 // Runs on the executor it is spawned on, which must not run its handlers concurrently (an
-// io_context run by one thread, or a strand). Fills url, http_response_time, http_status,
-// regexp_match, ok, error, error_detail, timings, body_bytes, redirects, tls_cert_not_after and
-// peer; the caller sets target, scheduled_at, started_at and checker.
+// io_context run by one thread, or a strand), and which `resolver` was made with. Fills url,
+// http_response_time, http_status, regexp_match, ok, error, error_detail, timings, body_bytes,
+// redirects, tls_cert_not_after, peer and dns_cached; the caller sets target, scheduled_at,
+// started_at and checker.
 //
 // Over redirects: http_status, http_response_time, peer, body and tls_cert_not_after are the last
 // hop's; the timings dns, connect, tls, ttfb and transfer are summed over the hops.
-// A slow resolver may still be running in Asio's resolver thread after the deadline; its answer is
-// then dropped, but the io_context counts it as work until getaddrinfo returns.
+// A DNS query still running at the deadline is left to finish (bounded by c-ares's own timeout
+// and attempts); its answer then only fills the cache.
 boost::asio::awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target,
-                                              std::shared_ptr<const ProbeContext> ctx);
+                                              std::shared_ptr<const ProbeContext> ctx,
+                                              std::shared_ptr<Resolver> resolver);
 
 }  // namespace webmon::checker

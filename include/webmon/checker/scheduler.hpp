@@ -23,8 +23,12 @@ namespace webmon::checker {
 
 class CheckerMetrics;
 
-// Probes one target (the real one is run_probe with the current ProbeContext bound in).
-using ProbeFn = std::function<boost::asio::awaitable<CheckResult>(std::shared_ptr<const TargetConfig>)>;
+class Resolver;
+
+// Probes one target with the shard's resolver (the real one is run_probe with the current
+// ProbeContext bound in).
+using ProbeFn = std::function<boost::asio::awaitable<CheckResult>(std::shared_ptr<const TargetConfig>,
+                                                                  std::shared_ptr<Resolver>)>;
 // Receives each finished result, on the shard's thread; must not block (Producer::publish).
 using ResultFn = std::function<void(const CheckResult&)>;
 using TargetPtr = std::shared_ptr<const TargetConfig>;
@@ -51,8 +55,10 @@ class Scheduler {
   // Makes `targets` the running set, by name: new ones start on their phase, removed ones stop
   // (a probe in flight still reports), changed ones take the new config (and a new phase when the
   // interval changed); unchanged ones are not touched. `probe` replaces the probe function for all.
-  // Returns at once; the shards apply it on their threads.
-  void apply(const std::vector<TargetPtr>& targets, ProbeFn probe);
+  // Each shard gets a new resolver for `dns` (re-reading /etc/resolv.conf and /etc/hosts) that
+  // takes over the old one's cache; probes in flight finish with the old one. Throws
+  // DnsSetupError before anything changes. Returns at once; the shards apply it on their threads.
+  void apply(const std::vector<TargetPtr>& targets, ProbeFn probe, const CheckerDns& dns = {});
 
   // Stops scheduling, lets probes in flight finish for up to `drain_limit` (their own deadlines
   // bound them), then stops the threads. Returns the number of probes still in flight when it gave up.

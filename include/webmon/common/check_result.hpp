@@ -53,6 +53,10 @@ struct CheckResult {
   std::optional<std::chrono::sys_seconds> tls_cert_not_after;  // https only: leaf cert expiry
   std::string peer;                           // address connected to ("ip:port"), empty: null
   std::string checker;                        // instance id
+  // Whether the name was answered from the checker's DNS cache (every lookup of the probe, over
+  // redirects); null when no lookup was made (an IP literal, or a probe that ended before one).
+  // Added to v1 after its first release: older messages lack it.
+  std::optional<bool> dns_cached;
 
   bool operator==(const CheckResult&) const = default;
 };

@@ -81,12 +81,24 @@ struct PostgresConfig {
   std::string uri;  // libpq URI or key=value string
 };
 
+// checker.dns: how the checker resolves host names (c-ares on each shard's event loop).
+struct CheckerDns {
+  bool cache = true;                 // answers cached per (name, ip_family) for their TTL
+  int max_ttl_seconds = 300;         // cap on a positive answer's TTL
+  int negative_ttl_seconds = 30;     // how long NXDOMAIN / no address of the family is cached
+  std::vector<std::string> servers;  // "ip" or "ip:port" / "[v6]:port"; empty: /etc/resolv.conf's
+  int timeout_ms = 0;                // first try's; 0: resolv.conf's `options timeout:` (else 5 s)
+  int attempts = 0;                  // rounds over the servers; 0: resolv.conf's `attempts:` (else 2)
+  bool operator==(const CheckerDns&) const = default;
+};
+
 struct CheckerSection {
   unsigned threads = 0;             // 0 in the struct means: number of cores (resolved at load)
   std::size_t max_in_flight = 10000;
   std::string metrics_listen;       // host:port; empty: no metrics endpoint
   std::string instance_id;          // default: the host name (resolved at load)
   bool per_target_metrics = false;
+  CheckerDns dns;
 };
 
 struct WriterSection {

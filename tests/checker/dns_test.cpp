@@ -1,0 +1,529 @@
+// Name resolution for real: the checker's c-ares resolver and probes against a scripted DNS
+// server (support/dns_server.hpp) on the loopback of a private network namespace, with that
+// namespace's own /etc/resolv.conf and /etc/hosts. No mock of the resolver; no packet leaves.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "support/dns_server.hpp"
+#include "support/isolation.hpp"
+#include "support/stack.hpp"
+#include "test_servers.hpp"
+#include "webmon/checker/metrics.hpp"
+#include "webmon/checker/probe.hpp"
+#include "webmon/checker/resolver.hpp"
+#include "webmon/checker/scheduler.hpp"
+#include "webmon/common/http_url.hpp"
+
+namespace webmon::checker {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using test::http_response;
+using test::respond_with;
+using test::TestServer;
+
+constexpr auto kGenerous = std::chrono::seconds(20);
+
+std::shared_ptr<TargetConfig> make_target(const std::string& name, const std::string& url,
+                                          std::chrono::nanoseconds timeout = kGenerous,
+                                          IpFamily family = IpFamily::v4) {
+  auto t = std::make_shared<TargetConfig>();
+  t->name = name;
+  t->url = url;
+  std::string why;
+  auto parsed = parse_http_url(url, &why);
+  if (!parsed) throw std::runtime_error("bad test URL " + url + ": " + why);
+  t->parsed_url = *parsed;
+  t->interval = std::chrono::minutes(1);
+  t->timeout = timeout;
+  t->ip_family = family;
+  return t;
+}
+
+// What the child reports of one probe, one tab-separated line.
+struct Seen {
+  ErrorClass error = ErrorClass::none;
+  std::string status, peer, cached, detail;
+  double dns = -1, total = 0;
+};
+
+std::string line_of(const CheckResult& r) {
+  std::ostringstream os;
+  os << static_cast<int>(r.error) << '\t' << (r.http_status ? std::to_string(*r.http_status) : "-") << '\t'
+     << (r.peer.empty() ? "-" : r.peer) << '\t' << (r.dns_cached ? (*r.dns_cached ? "1" : "0") : "-") << '\t'
+     << (r.timings.dns ? *r.timings.dns : -1.0) << '\t' << r.timings.total << '\t' << r.error_detail << '\n';
+  return os.str();
+}
+
+// The child's report: probe lines, then "Q<tab>name<tab>count" lines and "M<tab>text" notes.
+struct Report {
+  std::vector<Seen> probes;
+  std::map<std::string, std::uint64_t> queries;
+  std::map<std::string, std::string> notes;
+};
+
+Report parse_report(const std::string& text) {
+  Report rep;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string first;
+    std::getline(f, first, '\t');
+    if (first == "Q") {
+      std::string name, n;
+      std::getline(f, name, '\t');
+      std::getline(f, n);
+      rep.queries[name] = std::stoull(n);
+      continue;
+    }
+    if (first == "M") {
+      std::string key, value;
+      std::getline(f, key, '\t');
+      std::getline(f, value);
+      rep.notes[key] = value;
+      continue;
+    }
+    Seen s;
+    s.error = static_cast<ErrorClass>(std::stoi(first));
+    std::string dns, total;
+    std::getline(f, s.status, '\t');
+    std::getline(f, s.peer, '\t');
+    std::getline(f, s.cached, '\t');
+    std::getline(f, dns, '\t');
+    std::getline(f, total, '\t');
+    std::getline(f, s.detail);
+    s.dns = std::stod(dns);
+    s.total = std::stod(total);
+    rep.probes.push_back(s);
+  }
+  return rep;
+}
+
+// Everything inside the namespace: the DNS server on 127.0.0.1:53, an HTTP site on 127.0.0.1 and
+// ::1 (one port), a resolver, and probes run on one io_context.
+class World {
+ public:
+  World(const std::string& zone, std::chrono::milliseconds dns_delay, CheckerDns dns_config)
+      : dns_(zone, "127.0.0.1", 53, dns_delay),
+        v4_(io_, respond_with(http_response(200, "hello")), nullptr, asio::ip::make_address("127.0.0.1")),
+        config_(std::move(dns_config)),
+        resolver_(std::make_shared<Resolver>(io_.get_executor(), config_)) {
+    try {
+      v6_.emplace(io_, respond_with(http_response(200, "hello")), nullptr, asio::ip::make_address("::1"),
+                  v4_.port());
+    } catch (const std::exception&) {
+      // No ::1 here; the AAAA test then reports it.
+    }
+  }
+
+  std::string url(const std::string& host) const { return "http://" + host + ":" + std::to_string(v4_.port()) + "/"; }
+  bool has_v6() const { return v6_.has_value(); }
+  webmon::test::DnsServer& dns() { return dns_; }
+  asio::any_io_executor resolver_executor() { return io_.get_executor(); }
+  void use_resolver(std::shared_ptr<Resolver> r) { resolver_ = std::move(r); }
+
+  // Runs the probes all at once and waits for every result (in the order given).
+  std::vector<CheckResult> probe_all(const std::vector<std::shared_ptr<TargetConfig>>& targets) {
+    std::vector<std::optional<CheckResult>> results(targets.size());
+    std::size_t left = targets.size();
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      auto ctx = ProbeContext::for_targets({*targets[i]});
+      asio::co_spawn(io_, run_probe(targets[i], ctx, resolver_), [&, i](std::exception_ptr e, CheckResult r) {
+        if (e) std::rethrow_exception(e);
+        results[i] = std::move(r);
+        if (--left == 0) io_.stop();
+      });
+    }
+    asio::steady_timer backstop(io_, std::chrono::minutes(2));  // against a hung probe only
+    backstop.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) io_.stop();
+    });
+    io_.restart();
+    io_.run();
+    std::vector<CheckResult> out;
+    for (auto& r : results) {
+      if (!r) throw std::runtime_error("a probe never finished");
+      out.push_back(std::move(*r));
+    }
+    return out;
+  }
+  CheckResult probe(const std::shared_ptr<TargetConfig>& t) { return probe_all({t}).at(0); }
+
+  // Reports `r` and the queries the server saw for `names`.
+  std::string report(const std::vector<CheckResult>& results, const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& r : results) out += line_of(r);
+    for (const auto& n : names) out += "Q\t" + n + "\t" + std::to_string(dns_.queries(n)) + "\n";
+    return out;
+  }
+
+ private:
+  asio::io_context io_;
+  webmon::test::DnsServer dns_;
+  TestServer v4_;
+  std::optional<TestServer> v6_;
+  CheckerDns config_;
+  std::shared_ptr<Resolver> resolver_;
+};
+
+class DnsTest : public ::testing::Test {
+ protected:
+  // Runs `body` in a namespace whose resolv.conf names 127.0.0.1, where the scripted server
+  // serves `zone` (plus `delay` on every answer). c-ares's own timeout is far beyond the probes'.
+  Report isolated(const std::string& zone, const std::function<std::string(World&)>& body,
+                  std::chrono::milliseconds delay = 0ms, CheckerDns config = {},
+                  const std::string& hosts = "127.0.0.1 localhost\n::1 localhost\n") {
+    const auto hosts_file = dir_.write("hosts", hosts);
+    const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n");
+    const auto out = webmon::test::run_isolated(
+        [&]() {
+          World w(zone, delay, config);
+          return body(w);
+        },
+        hosts_file, resolv);
+    skipped_ = out.skipped;
+    skip_reason_ = out.text;
+    if (out.skipped) return {};
+    return parse_report(out.text);
+  }
+
+  bool skipped_ = false;
+  std::string skip_reason_;
+  webmon::test::TempDir dir_;
+};
+
+#define REQUIRE_ISOLATED() WEBMON_REQUIRE_ISOLATED((webmon::test::Isolated{skipped_, skip_reason_}))
+
+TEST_F(DnsTest, ASlowNameServerStillAnswersWithinTheDeadline) {
+  const auto rep = isolated("slow.test A 127.0.0.1\nslow.test DELAY 300\n", [](World& w) {
+    return w.report({w.probe(make_target("slow", w.url("slow.test")))}, {"slow.test"});
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 1u);
+  const auto& p = rep.probes[0];
+  EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
+  EXPECT_EQ(p.status, "200");
+  EXPECT_THAT(p.peer, ::testing::StartsWith("127.0.0.1:"));
+  EXPECT_GE(p.dns, 0.3);  // the time this probe spent resolving, not a cache hit
+  EXPECT_EQ(p.cached, "0");
+  EXPECT_EQ(rep.queries.at("slow.test"), 1u);
+}
+
+TEST_F(DnsTest, ANameServerThatNeverAnswersIsATimeoutAtTheProbesDeadline) {
+  const auto rep = isolated("hole.test BLACKHOLE\n", [](World& w) {
+    return w.report({w.probe(make_target("hole", w.url("hole.test"), 700ms))}, {"hole.test"});
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 1u);
+  const auto& p = rep.probes[0];
+  EXPECT_EQ(p.error, ErrorClass::timeout) << p.detail;
+  EXPECT_THAT(p.detail, HasSubstr("resolving hole.test"));
+  EXPECT_GE(p.total, 0.7);   // it waited for its own deadline...
+  EXPECT_LT(p.total, 30.0);  // ...not for c-ares's 30 s timeout
+  EXPECT_EQ(p.cached, "-");
+  EXPECT_GE(rep.queries.at("hole.test"), 1u);
+}
+
+TEST_F(DnsTest, NxdomainServfailAndRefusedAreDnsErrorsAPersonCanRead) {
+  const auto rep = isolated("gone.test NXDOMAIN\nbroken.test SERVFAIL\nclosed.test REFUSED\n", [](World& w) {
+    return w.report(w.probe_all({make_target("a", w.url("gone.test")), make_target("b", w.url("broken.test")),
+                                 make_target("c", w.url("closed.test"))}),
+                    {});
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 3u);
+  for (const auto& p : rep.probes) {
+    EXPECT_EQ(p.error, ErrorClass::dns) << p.detail;
+    EXPECT_EQ(p.status, "-");
+    EXPECT_EQ(p.peer, "-");
+  }
+  EXPECT_EQ(rep.probes[0].detail, "resolve gone.test: NXDOMAIN");
+  EXPECT_EQ(rep.probes[1].detail, "resolve broken.test: SERVFAIL from the name server");
+  EXPECT_EQ(rep.probes[2].detail, "resolve closed.test: REFUSED by the name server");
+}
+
+TEST_F(DnsTest, CnameChainsAreFollowed) {
+  const auto rep = isolated("www.shop.test CNAME edge.shop.test\nedge.shop.test CNAME origin.test\n"
+                            "origin.test A 127.0.0.1\n",
+                            [](World& w) { return w.report({w.probe(make_target("w", w.url("www.shop.test")))}, {}); });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 1u);
+  EXPECT_EQ(rep.probes[0].error, ErrorClass::none) << rep.probes[0].detail;
+  EXPECT_THAT(rep.probes[0].peer, ::testing::StartsWith("127.0.0.1:"));
+}
+
+TEST_F(DnsTest, AnAaaaOnlyNameWorksWithAutoAndIsADnsErrorWithIpv4) {
+  const auto rep = isolated("v6only.test AAAA ::1\n", [](World& w) {
+    if (!w.has_v6()) return std::string("M\tno_v6\t1\n");
+    return w.report(w.probe_all({make_target("auto", w.url("v6only.test"), kGenerous, IpFamily::any),
+                                 make_target("v4", w.url("v6only.test"), kGenerous, IpFamily::v4)}),
+                    {});
+  });
+  REQUIRE_ISOLATED();
+  if (rep.notes.count("no_v6")) GTEST_SKIP() << "no IPv6 loopback in the namespace";
+  ASSERT_EQ(rep.probes.size(), 2u);
+  EXPECT_EQ(rep.probes[0].error, ErrorClass::none) << rep.probes[0].detail;
+  EXPECT_THAT(rep.probes[0].peer, ::testing::StartsWith("[::1]:"));
+  EXPECT_EQ(rep.probes[1].error, ErrorClass::dns);
+  EXPECT_EQ(rep.probes[1].detail, "resolve v6only.test: no address of ip_family ipv4 (NODATA)");
+}
+
+TEST_F(DnsTest, AnEtcHostsEntryNeedsNoDnsRecord) {
+  const auto rep = isolated(
+      "", [](World& w) { return w.report({w.probe(make_target("h", w.url("only-in-hosts.test")))}, {"only-in-hosts.test"}); },
+      0ms, {}, "127.0.0.1 localhost\n127.0.0.1 only-in-hosts.test\n");
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 1u);
+  EXPECT_EQ(rep.probes[0].error, ErrorClass::none) << rep.probes[0].detail;
+  EXPECT_EQ(rep.queries.at("only-in-hosts.test"), 0u);  // /etc/hosts first, as the host resolves
+}
+
+TEST_F(DnsTest, ATtlOf60MeansOneQueryForManyProbesAndTtl0AQueryForEach) {
+  const auto rep = isolated("cached.test A 127.0.0.1 ttl=60\nfresh.test A 127.0.0.1 ttl=0\n", [](World& w) {
+    std::vector<CheckResult> all;
+    for (int i = 0; i < 5; ++i) all.push_back(w.probe(make_target("c", w.url("cached.test"))));
+    for (int i = 0; i < 5; ++i) all.push_back(w.probe(make_target("f", w.url("fresh.test"))));
+    return w.report(all, {"cached.test", "fresh.test"});
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 10u);
+  for (const auto& p : rep.probes) EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
+  EXPECT_EQ(rep.queries.at("cached.test"), 1u);
+  EXPECT_EQ(rep.probes[0].cached, "0");
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_EQ(rep.probes[static_cast<std::size_t>(i)].cached, "1");
+    EXPECT_LT(rep.probes[static_cast<std::size_t>(i)].dns, 0.05);  // no round trip: read from memory
+  }
+  EXPECT_EQ(rep.queries.at("fresh.test"), 5u);
+  for (int i = 5; i < 10; ++i) EXPECT_EQ(rep.probes[static_cast<std::size_t>(i)].cached, "0");
+}
+
+TEST_F(DnsTest, ConcurrentLookupsOfOneNameShareOneQuery) {
+  const auto rep = isolated("shared.test A 127.0.0.1\nshared.test DELAY 200\n", [](World& w) {
+    std::vector<std::shared_ptr<TargetConfig>> targets;
+    for (int i = 0; i < 50; ++i) targets.push_back(make_target("s" + std::to_string(i), w.url("shared.test")));
+    return w.report(w.probe_all(targets), {"shared.test"});
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 50u);
+  for (const auto& p : rep.probes) EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
+  EXPECT_EQ(rep.queries.at("shared.test"), 1u);
+}
+
+TEST_F(DnsTest, NegativeAnswersAreCachedBrieflyFailuresNotAtAll) {
+  const auto rep = isolated("gone.test NXDOMAIN\nbroken.test SERVFAIL\n", [](World& w) {
+    std::vector<CheckResult> all;
+    for (int i = 0; i < 3; ++i) all.push_back(w.probe(make_target("g", w.url("gone.test"))));
+    const auto before = w.dns().queries("broken.test");
+    all.push_back(w.probe(make_target("b", w.url("broken.test"))));
+    const auto after_one = w.dns().queries("broken.test");
+    all.push_back(w.probe(make_target("b", w.url("broken.test"))));
+    return w.report(all, {"gone.test", "broken.test"}) + "M\tbroken_first\t" + std::to_string(after_one - before) + "\n";
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 5u);
+  EXPECT_EQ(rep.queries.at("gone.test"), 1u);
+  EXPECT_EQ(rep.probes[1].cached, "1");
+  EXPECT_EQ(rep.probes[1].detail, "resolve gone.test: NXDOMAIN");
+  // SERVFAIL is not cached: the second probe asked again.
+  const auto first = std::stoull(rep.notes.at("broken_first"));
+  EXPECT_GE(first, 1u);
+  EXPECT_EQ(rep.queries.at("broken.test"), 2 * first);
+  EXPECT_EQ(rep.probes[4].cached, "0");
+}
+
+TEST_F(DnsTest, WithTheCacheOffEveryProbeResolves) {
+  CheckerDns off;
+  off.cache = false;
+  const auto rep = isolated(
+      "cached.test A 127.0.0.1 ttl=60\ngone.test NXDOMAIN\n",
+      [](World& w) {
+        std::vector<CheckResult> all;
+        for (int i = 0; i < 3; ++i) all.push_back(w.probe(make_target("c", w.url("cached.test"))));
+        for (int i = 0; i < 3; ++i) all.push_back(w.probe(make_target("g", w.url("gone.test"))));
+        return w.report(all, {"cached.test", "gone.test"});
+      },
+      0ms, off);
+  REQUIRE_ISOLATED();
+  EXPECT_EQ(rep.queries.at("cached.test"), 3u);
+  EXPECT_EQ(rep.queries.at("gone.test"), 3u);
+  for (const auto& p : rep.probes) EXPECT_EQ(p.cached, "0");
+}
+
+TEST_F(DnsTest, ConfiguredServersReplaceResolvConf) {
+  // resolv.conf names 127.0.0.1:53 (whose server knows nothing of moved.test); checker.dns.servers
+  // names a second server on another port that does.
+  const auto rep = isolated(
+      "", [](World& w) {
+        webmon::test::DnsServer other("moved.test A 127.0.0.1\n", "127.0.0.1", 0);
+        CheckerDns c;
+        c.servers = {"127.0.0.1:" + std::to_string(other.port())};
+        auto r = std::make_shared<Resolver>(w.resolver_executor(), c);
+        w.use_resolver(r);
+        const auto probed = w.report({w.probe(make_target("m", w.url("moved.test")))}, {"moved.test"});
+        return probed + "Q\tother\t" + std::to_string(other.queries("moved.test")) + "\n";
+      });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 1u);
+  EXPECT_EQ(rep.probes[0].error, ErrorClass::none) << rep.probes[0].detail;
+  EXPECT_EQ(rep.queries.at("moved.test"), 0u);
+  EXPECT_EQ(rep.queries.at("other"), 1u);
+}
+
+TEST_F(DnsTest, ResolvConfTimeoutAndAttemptsAreHonouredAsGlibcReadsThem) {
+  // c-ares 1.18 itself knows only BIND's retrans:/retry:; the checker reads timeout:/attempts:.
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:2\n");
+  const auto out = webmon::test::run_isolated(
+      [] {
+        World w("hole.test BLACKHOLE\n", 0ms, CheckerDns{});
+        return w.report({w.probe(make_target("h", w.url("hole.test")))}, {"hole.test"});
+      },
+      hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  ASSERT_EQ(rep.probes.size(), 1u);
+  // Two tries, then c-ares gives up, well before the probe's own 20 s deadline.
+  EXPECT_EQ(rep.probes[0].error, ErrorClass::dns) << rep.probes[0].detail;
+  EXPECT_EQ(rep.probes[0].detail, "resolve hole.test: no answer from the name servers (2 tries timed out)");
+  EXPECT_EQ(rep.queries.at("hole.test"), 2u);
+  EXPECT_LT(rep.probes[0].total, 15.0);
+}
+
+TEST_F(DnsTest, NoNameServerListeningIsADnsErrorAtOnce) {
+  // resolv.conf names 127.0.0.2, where nothing listens: the port-unreachable comes back at once.
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.2\noptions timeout:30 attempts:1\n");
+  const auto out = webmon::test::run_isolated(
+      [] {
+        World w("", 0ms, CheckerDns{});
+        return w.report({w.probe(make_target("x", w.url("nowhere.test")))}, {});
+      },
+      hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  ASSERT_EQ(rep.probes.size(), 1u);
+  EXPECT_EQ(rep.probes[0].error, ErrorClass::dns) << rep.probes[0].detail;
+  EXPECT_EQ(rep.probes[0].detail,
+            "resolve nowhere.test: no name server gave an answer (unreachable, SERVFAIL or REFUSED)");
+  EXPECT_LT(rep.probes[0].total, 15.0);  // not c-ares's 30 s timeout
+}
+
+// The case that made healthy sites look down with getaddrinfo: a few names whose server never
+// answers among many healthy ones, through the real scheduler on two shards.
+struct FleetOutcome {
+  std::size_t healthy_results = 0, healthy_bad = 0, hole_results = 0, hole_not_timeout = 0, min_per_target = 0;
+  std::uint64_t skipped = 0;
+  std::string first_bad;
+};
+
+std::string run_fleet(bool cache) {
+  webmon::test::DnsServer dns("*.site.test A 127.0.0.1\n*.hole.test BLACKHOLE\n", "127.0.0.1", 53, 20ms);
+  asio::io_context http_io;
+  TestServer site(http_io, respond_with(http_response(200, "ok")), nullptr, asio::ip::make_address("127.0.0.1"));
+  std::thread http_thread([&] { http_io.run(); });
+
+  std::vector<TargetConfig> configs;
+  const auto add = [&](const std::string& name, const std::string& host) {
+    auto t = make_target(name, "http://" + host + ":" + std::to_string(site.port()) + "/", 1500ms);
+    t->interval = 2s;
+    configs.push_back(*t);
+  };
+  for (int i = 0; i < 1000; ++i) add("site" + std::to_string(i), "n" + std::to_string(i) + ".site.test");
+  for (int i = 0; i < 5; ++i) add("hole" + std::to_string(i), "n" + std::to_string(i) + ".hole.test");
+
+  std::mutex m;
+  std::map<std::string, std::vector<CheckResult>> results;
+  CheckerMetrics metrics(false);
+  Scheduler scheduler({2, 10000, "dns-test"},
+                      [&](const CheckResult& r) {
+                        std::lock_guard lock(m);
+                        results[r.target].push_back(r);
+                      },
+                      metrics);
+  scheduler.start();
+  auto ctx = ProbeContext::for_targets(configs);
+  CheckerDns dns_config;
+  dns_config.cache = cache;
+  scheduler.apply(share_targets(std::move(configs)),
+                  [ctx](std::shared_ptr<const TargetConfig> t, std::shared_ptr<Resolver> r) {
+                    return run_probe(std::move(t), ctx, std::move(r));
+                  },
+                  dns_config);
+  std::this_thread::sleep_for(7500ms);
+  scheduler.stop(5s);
+  http_io.stop();
+  http_thread.join();
+
+  FleetOutcome o;
+  o.skipped = scheduler.skipped();
+  o.min_per_target = 1u << 30;
+  std::lock_guard lock(m);
+  for (int i = 0; i < 1000; ++i) {
+    const auto& rs = results["site" + std::to_string(i)];
+    o.min_per_target = std::min(o.min_per_target, rs.size());
+    for (const auto& r : rs) {
+      ++o.healthy_results;
+      if (!r.ok) {
+        if (o.first_bad.empty()) o.first_bad = r.target + ": " + r.error_detail;
+        ++o.healthy_bad;
+      }
+    }
+  }
+  for (int i = 0; i < 5; ++i) {
+    for (const auto& r : results["hole" + std::to_string(i)]) {
+      ++o.hole_results;
+      if (r.error != ErrorClass::timeout || r.error_detail.find("resolving") == std::string::npos) ++o.hole_not_timeout;
+    }
+  }
+  std::ostringstream os;
+  os << "M\thealthy_results\t" << o.healthy_results << "\nM\thealthy_bad\t" << o.healthy_bad << "\nM\tfirst_bad\t"
+     << o.first_bad << "\nM\thole_results\t" << o.hole_results << "\nM\thole_not_timeout\t" << o.hole_not_timeout
+     << "\nM\tmin_per_target\t" << o.min_per_target << "\nM\tskipped\t" << o.skipped << "\nM\tqueries\t"
+     << dns.total_queries() << "\n";
+  return os.str();
+}
+
+class DnsFleetTest : public DnsTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DnsFleetTest, ABlackHoleNameNeverCostsTheHealthyTargetsAProbe) {
+  const bool cache = GetParam();
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n");
+  const auto out = webmon::test::run_isolated([cache] { return run_fleet(cache); }, hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  const auto n = [&](const std::string& k) { return std::stoull(rep.notes.at(k)); };
+  EXPECT_EQ(n("healthy_bad"), 0u) << rep.notes.at("first_bad");
+  EXPECT_EQ(n("skipped"), 0u);
+  // 7.5 s at a 2 s interval: every target was due at least three times, and reported each.
+  EXPECT_GE(n("min_per_target"), 3u);
+  EXPECT_GE(n("hole_results"), 5u * 3u);
+  EXPECT_EQ(n("hole_not_timeout"), 0u);
+  if (!cache) {
+    EXPECT_GE(n("queries"), n("healthy_results"));  // every probe asked the server
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(CacheOnAndOff, DnsFleetTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "cache" : "no_cache"; });
+
+}  // namespace
+}  // namespace webmon::checker
