@@ -296,10 +296,11 @@ TEST(Dockerfile, MultiStageOnBookwormSlimWithInstallDepsAndANonRootUser) {
   std::istringstream in(text);
   std::string line;
   std::vector<std::string> froms;
-  std::string user;
+  std::string user, base_arg;
   bool build_deps = false, runtime_deps = false, copies_sql = false, copies_binaries = false;
   while (std::getline(in, line)) {
     if (line.rfind("FROM ", 0) == 0) froms.push_back(line);
+    if (line.rfind("ARG BASE_IMAGE=", 0) == 0 && froms.empty()) base_arg = line.substr(15);
     if (line.rfind("USER ", 0) == 0) user = line.substr(5);
     if (line.find("install-deps --build") != std::string::npos) build_deps = true;
     if (line.find("install-deps --runtime") != std::string::npos) runtime_deps = true;
@@ -310,7 +311,9 @@ TEST(Dockerfile, MultiStageOnBookwormSlimWithInstallDepsAndANonRootUser) {
     }
   }
   ASSERT_EQ(froms.size(), 2u);
-  for (const auto& f : froms) EXPECT_EQ(f.rfind("FROM debian:bookworm-slim", 0), 0u) << f;
+  // Both stages on the one base: debian:bookworm-slim unless scripts/image passes its own.
+  EXPECT_EQ(base_arg, "debian:bookworm-slim");
+  for (const auto& f : froms) EXPECT_EQ(f.rfind("FROM ${BASE_IMAGE}", 0), 0u) << f;
   EXPECT_TRUE(build_deps);
   EXPECT_TRUE(runtime_deps);
   EXPECT_TRUE(copies_sql);
