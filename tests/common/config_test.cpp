@@ -386,6 +386,38 @@ TEST(ConfigErrors, BatchSizesOutOfBounds) {
                    "kafka.topic_partitions", "0 is out of range (1..10000)");
 }
 
+TEST(Config, CheckerDnsSection) {
+  const auto d = parse_ok(base_plus("checker:\n  dns:\n    cache: false\n    max_ttl_seconds: 60\n"
+                                    "    negative_ttl_seconds: 5\n    servers: [\"10.0.0.2\", \"10.0.0.3:5353\", \"::1\", "
+                                    "\"[fd00::53]:53\"]\n    timeout_ms: 800\n    attempts: 3\n"))
+                     .checker.dns;
+  EXPECT_FALSE(d.cache);
+  EXPECT_EQ(d.max_ttl_seconds, 60);
+  EXPECT_EQ(d.negative_ttl_seconds, 5);
+  EXPECT_EQ(d.servers, (std::vector<std::string>{"10.0.0.2", "10.0.0.3:5353", "::1", "[fd00::53]:53"}));
+  EXPECT_EQ(d.timeout_ms, 800);
+  EXPECT_EQ(d.attempts, 3);
+  const auto defaults = parse_ok(kBase).checker.dns;
+  EXPECT_EQ(defaults, CheckerDns{});
+  EXPECT_TRUE(defaults.cache);
+  EXPECT_EQ(defaults.max_ttl_seconds, 300);
+  EXPECT_EQ(defaults.negative_ttl_seconds, 30);
+}
+
+TEST(ConfigErrors, CheckerDnsKeys) {
+  expect_one_error(base_plus("checker:\n  dns:\n    servers: [\"dns.example\"]\n"), 11, 15, "checker.dns.servers[0]",
+                   "expected an IP address with an optional port");
+  expect_one_error(base_plus("checker:\n  dns:\n    servers: [\"10.0.0.2:99999\"]\n"), 11, 15,
+                   "checker.dns.servers[0]", "got \"10.0.0.2:99999\"");
+  expect_one_error(base_plus("checker:\n  dns:\n    servers: 10.0.0.2\n"), 11, 14, "checker.dns.servers",
+                   "expected a list of name server addresses");
+  expect_one_error(base_plus("checker:\n  dns:\n    max_ttl_seconds: -1\n"), 11, 22, "checker.dns.max_ttl_seconds",
+                   "-1 is out of range (0..86400)");
+  expect_one_error(base_plus("checker:\n  dns:\n    attempts: 0\n"), 11, 15, "checker.dns.attempts",
+                   "0 is out of range (1..10)");
+  expect_one_error(base_plus("checker:\n  dns:\n    ttl: 5\n"), 11, 5, "checker.dns.ttl", "cache");
+}
+
 TEST(ConfigErrors, KafkaPropertiesJudgedByLibrdkafka) {
   const auto r = parse("kafka:\n"
                        "  bootstrap_servers: h:1\n"
