@@ -183,15 +183,6 @@ bool family_allows(IpFamily family, const asio::ip::address& a) {
   return family == IpFamily::any || (family == IpFamily::v4 && a.is_v4()) || (family == IpFamily::v6 && a.is_v6());
 }
 
-std::string_view family_text(IpFamily family) {
-  switch (family) {
-    case IpFamily::any: return "auto";
-    case IpFamily::v4: return "ipv4";
-    case IpFamily::v6: return "ipv6";
-  }
-  return "auto";
-}
-
 // The endpoints to try, in the resolver's order (RFC 6724); empty with p's error set on failure.
 // The lookup runs on this shard's event loop (c-ares) and ends at the probe's deadline at the
 // latest, so a slow or dead name server costs only the probes of its own names.
@@ -212,7 +203,7 @@ awaitable<std::vector<tcp::endpoint>> resolve(Probe& p) {
   if (!ec) {
     p.result.timings.dns = p.result.timings.dns.value_or(0.0);
     if (!family_allows(family, literal)) {
-      p.fail(ErrorClass::dns, fmt::format("{} is not an address of ip_family {}", p.url.host, family_text(family)));
+      p.fail(ErrorClass::dns, fmt::format("{} is not an address of ip_family {}", p.url.host, ip_family_name(family)));
     } else {
       out.emplace_back(literal, port);
     }
@@ -235,7 +226,7 @@ awaitable<std::vector<tcp::endpoint>> resolve(Probe& p) {
     if (family_allows(family, a)) out.emplace_back(a, port);
   }
   if (out.empty()) {
-    p.fail(ErrorClass::dns, fmt::format("resolve {}: no address of ip_family {}", p.url.host, family_text(family)));
+    p.fail(ErrorClass::dns, fmt::format("resolve {}: no address of ip_family {}", p.url.host, ip_family_name(family)));
   }
   co_return out;
 }

@@ -93,15 +93,6 @@ struct AddrinfoDeleter {
   void operator()(ares_addrinfo* a) const noexcept { ares_freeaddrinfo(a); }
 };
 
-std::string_view family_text(IpFamily f) {
-  switch (f) {
-    case IpFamily::any: return "auto";
-    case IpFamily::v4: return "ipv4";
-    case IpFamily::v6: return "ipv6";
-  }
-  return "auto";
-}
-
 std::string cache_key(std::string_view host, IpFamily family) {
   std::string key = ascii_lower(host);
   key += '\0';
@@ -155,45 +146,47 @@ DnsAnswer answer_from(int status, int timeouts, const ares_addrinfo* res, const 
         a.status = DnsStatus::ok;
       } else {
         a.status = DnsStatus::nodata;
-        a.detail = fmt::format("resolve {}: no address of ip_family {}", host, family_text(family));
+        a.detail = fmt::format("resolve {}: no address of ip_family {}", host, ip_family_name(family));
       }
-      return a;
-    case ARES_ENOTFOUND:
-      a.status = DnsStatus::nxdomain;
-      a.detail = fmt::format("resolve {}: NXDOMAIN", host);
       return a;
     case ARES_ENODATA:
       a.status = DnsStatus::nodata;
       a.detail = family == IpFamily::any
                      ? fmt::format("resolve {}: the name has no address (NODATA)", host)
-                     : fmt::format("resolve {}: no address of ip_family {} (NODATA)", host, family_text(family));
-      return a;
-    case ARES_ESERVFAIL:
-      a.status = DnsStatus::servfail;
-      a.detail = fmt::format("resolve {}: SERVFAIL from the name server", host);
-      return a;
-    case ARES_EREFUSED:
-      a.status = DnsStatus::refused;
-      a.detail = fmt::format("resolve {}: REFUSED by the name server", host);
-      return a;
-    case ARES_ETIMEOUT:
-      a.status = DnsStatus::no_answer;
-      a.detail = fmt::format("resolve {}: no answer from the name servers ({} tries timed out)", host, timeouts);
-      return a;
-    case ARES_ECONNREFUSED:
-      // Every server was unreachable, or (with several) answered SERVFAIL or REFUSED.
-      a.status = DnsStatus::no_answer;
-      a.detail = fmt::format("resolve {}: no name server gave an answer (unreachable, SERVFAIL or REFUSED)", host);
-      return a;
-    case ARES_EDESTRUCTION:
-      a.status = DnsStatus::error;
-      a.detail = fmt::format("resolve {}: the resolver was shut down (reload or stop)", host);
+                     : fmt::format("resolve {}: no address of ip_family {} (NODATA)", host, ip_family_name(family));
       return a;
     default:
-      a.status = DnsStatus::error;
-      a.detail = fmt::format("resolve {}: {}", host, ares_strerror(status));
-      return a;
+      break;
   }
+  // The other outcomes: one status and one text each.
+  struct Failure {
+    int ares;
+    DnsStatus status;
+    const char* text;
+  };
+  static constexpr Failure kFailures[] = {
+      {ARES_ENOTFOUND, DnsStatus::nxdomain, "NXDOMAIN"},
+      {ARES_ESERVFAIL, DnsStatus::servfail, "SERVFAIL from the name server"},
+      {ARES_EREFUSED, DnsStatus::refused, "REFUSED by the name server"},
+      // Every server was unreachable, or (with several) answered SERVFAIL or REFUSED.
+      {ARES_ECONNREFUSED, DnsStatus::no_answer, "no name server gave an answer (unreachable, SERVFAIL or REFUSED)"},
+      {ARES_EDESTRUCTION, DnsStatus::error, "the resolver was shut down (reload or stop)"},
+  };
+  if (status == ARES_ETIMEOUT) {
+    a.status = DnsStatus::no_answer;
+    a.detail = fmt::format("resolve {}: no answer from the name servers ({} tries timed out)", host, timeouts);
+    return a;
+  }
+  for (const auto& f : kFailures) {
+    if (f.ares == status) {
+      a.status = f.status;
+      a.detail = fmt::format("resolve {}: {}", host, f.text);
+      return a;
+    }
+  }
+  a.status = DnsStatus::error;
+  a.detail = fmt::format("resolve {}: {}", host, ares_strerror(status));
+  return a;
 }
 
 // The seconds an answer may be kept: the smallest TTL of its records and CNAMEs, capped.

@@ -1200,6 +1200,15 @@ class Loader {
 
 }  // namespace
 
+std::string_view ip_family_name(IpFamily f) noexcept {
+  switch (f) {
+    case IpFamily::any: return "auto";
+    case IpFamily::v4: return "ipv4";
+    case IpFamily::v6: return "ipv6";
+  }
+  return "auto";
+}
+
 bool TargetConfig::status_is_valid(int status) const noexcept {
   return std::any_of(valid_status_codes.begin(), valid_status_codes.end(),
                      [status](const StatusRange& r) { return status >= r.lo && status <= r.hi; });

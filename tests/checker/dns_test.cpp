@@ -43,17 +43,7 @@ constexpr auto kGenerous = std::chrono::seconds(20);
 std::shared_ptr<TargetConfig> make_target(const std::string& name, const std::string& url,
                                           std::chrono::nanoseconds timeout = kGenerous,
                                           IpFamily family = IpFamily::v4) {
-  auto t = std::make_shared<TargetConfig>();
-  t->name = name;
-  t->url = url;
-  std::string why;
-  auto parsed = parse_http_url(url, &why);
-  if (!parsed) throw std::runtime_error("bad test URL " + url + ": " + why);
-  t->parsed_url = *parsed;
-  t->interval = std::chrono::minutes(1);
-  t->timeout = timeout;
-  t->ip_family = family;
-  return t;
+  return test::make_target(url, timeout, name, family);
 }
 
 // What the child reports of one probe, one tab-separated line.

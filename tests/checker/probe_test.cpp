@@ -58,16 +58,7 @@ constexpr auto kGenerous = std::chrono::seconds(20);
 constexpr auto kShort = std::chrono::milliseconds(500);
 
 std::shared_ptr<TargetConfig> make_target(const std::string& url, std::chrono::nanoseconds timeout = kGenerous) {
-  auto t = std::make_shared<TargetConfig>();
-  t->name = "probe-test";
-  t->url = url;
-  std::string why;
-  auto parsed = parse_http_url(url, &why);
-  if (!parsed) throw std::runtime_error("bad test URL " + url + ": " + why);
-  t->parsed_url = *parsed;
-  t->interval = std::chrono::minutes(1);
-  t->timeout = timeout;
-  return t;
+  return test::make_target(url, timeout);
 }
 
 void set_regexp(TargetConfig& t, const std::string& pattern) {

@@ -1,5 +1,7 @@
 #include "test_servers.hpp"
 
+#include "webmon/common/http_url.hpp"
+
 #include <strings.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -17,6 +19,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <fmt/format.h>
 #include <openssl/ssl.h>
+
+#include "webmon/common/http_url.hpp"
 
 namespace webmon::checker::test {
 namespace {
@@ -164,6 +168,21 @@ asio::awaitable<void> accept_loop(std::shared_ptr<TestServer::State> state) {
 }
 
 }  // namespace
+
+std::shared_ptr<TargetConfig> make_target(const std::string& url, std::chrono::nanoseconds timeout,
+                                          const std::string& name, IpFamily family) {
+  auto t = std::make_shared<TargetConfig>();
+  t->name = name;
+  t->url = url;
+  std::string why;
+  auto parsed = parse_http_url(url, &why);
+  if (!parsed) throw std::runtime_error("bad test URL " + url + ": " + why);
+  t->parsed_url = *parsed;
+  t->interval = std::chrono::minutes(1);
+  t->timeout = timeout;
+  t->ip_family = family;
+  return t;
+}
 
 TestServer::TestServer(asio::io_context& io, Handler handler, std::shared_ptr<ssl::context> tls,
                        const asio::ip::address& address, unsigned short port)

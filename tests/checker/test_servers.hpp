@@ -18,6 +18,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include "webmon/common/config.hpp"
+
 namespace webmon::checker::test {
 
 struct RecordedRequest {
@@ -77,6 +79,10 @@ class TestServer {
  private:
   std::shared_ptr<State> state_;
 };
+
+// A target for `url` (parsed), checked every minute, with `timeout` as its probe's deadline.
+std::shared_ptr<TargetConfig> make_target(const std::string& url, std::chrono::nanoseconds timeout,
+                                          const std::string& name = "probe-test", IpFamily family = IpFamily::any);
 
 // A complete response with Content-Length and Connection: close.
 std::string http_response(int status, std::string_view body,

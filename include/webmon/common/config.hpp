@@ -23,6 +23,7 @@ namespace webmon {
 
 enum class HttpMethod { get, head, post };
 enum class IpFamily { any, v4, v6 };  // written `auto`, `ipv4`, `ipv6`
+std::string_view ip_family_name(IpFamily f) noexcept;  // "auto", "ipv4", "ipv6"
 
 // One entry of `valid_status_codes`: a code (lo == hi) or a range like 200-299.
 struct StatusRange {
