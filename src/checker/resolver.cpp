@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -44,6 +45,11 @@ namespace {
 // A shard's cache holds at most this many names; past it, expired entries are swept and, if
 // that is not enough, new answers are simply not cached (redirects can name any host).
 constexpr std::size_t kMaxCacheEntries = 1u << 17;
+// Queries c-ares runs at once per shard; more wait their turn (inside their probes' deadlines).
+// Ten thousand lookups sent at once would bring ten thousand answers at once, more than a UDP
+// socket's default receive buffer (rmem_max, 208 KiB) holds: the dropped ones would wait for a
+// retry seconds later. At 20 ms a lookup, 256 at a time still resolve 12,800 names a second.
+constexpr std::size_t kMaxRunning = 256;
 
 void init_library() {
   static const int status = ares_library_init(ARES_LIB_INIT_ALL);
@@ -208,6 +214,8 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
     std::string host;
     IpFamily family = IpFamily::any;
     Clock::time_point started;
+    Clock::time_point latest_deadline;  // of its waiters: past it, nobody waits any more
+    bool running = false;
     std::vector<std::shared_ptr<Waiter>> waiters;
   };
 
@@ -215,8 +223,36 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
 
   ~Impl() {
     destroying = true;
-    channel.reset();  // pending queries end with ARES_EDESTRUCTION; sockets are closed (and released)
+    channel.reset();  // running queries end with ARES_EDESTRUCTION; sockets are closed (and released)
     for (auto& [fd, w] : watches) release(*w);
+    for (Query* q : queued) {
+      for (auto& w : q->waiters) {
+        w->answer = answer_from(ARES_EDESTRUCTION, 0, nullptr, q->host, q->family);
+        w->wake.cancel();
+      }
+    }
+  }
+
+  // Starts `q` now, or when a running query ends.
+  void submit(Query& q) {
+    queued.push_back(&q);
+    start_queued();
+  }
+
+  void start_queued() {
+    if (draining || destroying) return;  // a query that ends inside start() comes back here
+    draining = true;
+    const auto now = Clock::now();
+    while (running_count < kMaxRunning && !queued.empty()) {
+      Query* q = queued.front();
+      queued.pop_front();
+      if (q->latest_deadline <= now) {
+        queries.erase(q->key);  // every waiter has given up already
+        continue;
+      }
+      start(*q);  // `q` may be gone on return
+    }
+    draining = false;
   }
 
   void open() {
@@ -253,6 +289,8 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
     q.started = Clock::now();
+    q.running = true;
+    ++running_count;
     // May call back at once (an /etc/hosts entry, a bad name): `q` may be gone on return.
     ares_getaddrinfo(channel.get(), q.host.c_str(), nullptr, &hints, &Impl::on_addrinfo, &q);
     rearm_timer();
@@ -267,6 +305,7 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
       owned = std::move(it->second);
       self->queries.erase(it);
     }
+    if (q->running) --self->running_count;
     DnsAnswer answer;
     try {
       answer = answer_from(status, timeouts, res, q->host, q->family);
@@ -279,6 +318,11 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
     for (auto& w : q->waiters) {
       w->answer = answer;
       w->wake.cancel();
+    }
+    try {
+      self->start_queued();
+    } catch (const std::exception& e) {
+      spdlog::error("dns: cannot start a queued lookup: {}", e.what());
     }
   }
 
@@ -363,7 +407,7 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
   void rearm_timer() {
     if (destroying) return;
     timeval tv{};
-    if (queries.empty() || ares_timeout(channel.get(), nullptr, &tv) == nullptr) {
+    if (running_count == 0 || ares_timeout(channel.get(), nullptr, &tv) == nullptr) {
       if (timer_at) {
         timer.cancel();
         timer_at.reset();
@@ -396,7 +440,10 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
   asio::steady_timer timer;
   std::optional<Clock::time_point> timer_at;
   std::unordered_map<int, std::shared_ptr<Watch>> watches;
-  std::unordered_map<std::string, std::unique_ptr<Query>> queries;  // by cache_key
+  std::unordered_map<std::string, std::unique_ptr<Query>> queries;  // by cache_key, running or queued
+  std::deque<Query*> queued;                                         // owned by `queries`
+  std::size_t running_count = 0;
+  bool draining = false;
   std::unordered_map<std::string, CacheEntry> cache;                // by cache_key
   ResolverStats stats;
   bool destroying = false;
@@ -434,10 +481,12 @@ asio::awaitable<std::optional<DnsAnswer>> Resolver::resolve(std::string host, Ip
     q.key = std::move(key);
     q.host = std::move(host);
     q.family = family;
+    q.latest_deadline = deadline;
     q.waiters.push_back(waiter);
-    impl->start(q);  // `it` and `q` may be gone now
+    impl->submit(q);  // `it` and `q` may be gone now
   } else {
     ++impl->stats.shared;
+    it->second->latest_deadline = std::max(it->second->latest_deadline, deadline);
     it->second->waiters.push_back(waiter);
   }
   if (!waiter->answer) (void)co_await waiter->wake.async_wait(asio::as_tuple(asio::use_awaitable));

@@ -133,8 +133,10 @@ class World {
   std::vector<CheckResult> probe_all(const std::vector<std::shared_ptr<TargetConfig>>& targets) {
     std::vector<std::optional<CheckResult>> results(targets.size());
     std::size_t left = targets.size();
+    std::vector<TargetConfig> configs;
+    for (const auto& t : targets) configs.push_back(*t);
+    const auto ctx = ProbeContext::for_targets(configs);  // one TLS context set for all: they are alike
     for (std::size_t i = 0; i < targets.size(); ++i) {
-      auto ctx = ProbeContext::for_targets({*targets[i]});
       asio::co_spawn(io_, run_probe(targets[i], ctx, resolver_), [&, i](std::exception_ptr e, CheckResult r) {
         if (e) std::rethrow_exception(e);
         results[i] = std::move(r);
@@ -317,6 +319,27 @@ TEST_F(DnsTest, ConcurrentLookupsOfOneNameShareOneQuery) {
   EXPECT_EQ(rep.queries.at("shared.test"), 1u);
 }
 
+TEST_F(DnsTest, ManyDistinctNamesAtOnceAreResolvedAFewHundredQueriesAtATime) {
+  const auto rep = isolated(
+      "*.many.test A 127.0.0.1\n",
+      [](World& w) {
+        std::vector<std::shared_ptr<TargetConfig>> targets;
+        for (int i = 0; i < 1000; ++i) {
+          targets.push_back(make_target("m" + std::to_string(i), w.url("n" + std::to_string(i) + ".many.test")));
+        }
+        std::size_t ok = 0;
+        for (const auto& r : w.probe_all(targets)) ok += r.error == ErrorClass::none ? 1 : 0;
+        return "M\tok\t" + std::to_string(ok) + "\nM\tmax_pending\t" + std::to_string(w.dns().max_pending()) +
+               "\nM\tqueries\t" + std::to_string(w.dns().total_queries()) + "\n";
+      },
+      50ms);
+  REQUIRE_ISOLATED();
+  EXPECT_EQ(rep.notes.at("ok"), "1000");
+  EXPECT_EQ(rep.notes.at("queries"), "1000");  // each name once: nothing was lost and retried
+  EXPECT_LE(std::stoull(rep.notes.at("max_pending")), 256u);  // the resolver's cap on queries at once
+  EXPECT_GE(std::stoull(rep.notes.at("max_pending")), 100u);  // ...and they did run side by side
+}
+
 TEST_F(DnsTest, NegativeAnswersAreCachedBrieflyFailuresNotAtAll) {
   const auto rep = isolated("gone.test NXDOMAIN\nbroken.test SERVFAIL\n", [](World& w) {
     std::vector<CheckResult> all;
@@ -453,8 +476,8 @@ std::string run_fleet(bool cache) {
   CheckerDns dns_config;
   dns_config.cache = cache;
   scheduler.apply(share_targets(std::move(configs)),
-                  [ctx](std::shared_ptr<const TargetConfig> t, std::shared_ptr<Resolver> r) {
-                    return run_probe(std::move(t), ctx, std::move(r));
+                  [ctx](std::shared_ptr<const TargetConfig> t, ProbeRun run) {
+                    return run_probe(std::move(t), ctx, std::move(run.resolver), run.not_after);
                   },
                   dns_config);
   std::this_thread::sleep_for(7500ms);

@@ -42,6 +42,8 @@ class DnsServer {
   // Queries received for `name` (lower case, no trailing dot), of any type.
   std::uint64_t queries(std::string_view name) const;
   std::uint64_t total_queries() const noexcept;
+  // The most queries it held at once while delaying their answers (DELAY or the server's delay).
+  std::uint64_t max_pending() const noexcept;
   // "name count" lines, one per name queried, sorted by name.
   std::string counts_text() const;
 
