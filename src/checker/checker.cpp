@@ -26,8 +26,8 @@ namespace asio = boost::asio;
 namespace {
 
 ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx) {
-  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target, std::shared_ptr<Resolver> resolver) {
-    return run_probe(std::move(target), ctx, std::move(resolver));
+  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target, ProbeRun run) {
+    return run_probe(std::move(target), ctx, std::move(run.resolver), run.not_after);
   };
 }
 
@@ -48,7 +48,7 @@ class CheckerProcess {
         signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {}
 
   int run() {
-    auto ctx = ProbeContext::for_targets(config_.targets);  // TlsSetupError is fatal at first start
+    auto ctx = ProbeContext::for_targets(config_.targets, limits());  // TlsSetupError is fatal at first start
     targets_ = share_targets(std::move(config_.targets));    // one copy, shared with the scheduler
     producer_.start();
     if (!config_.checker.metrics_listen.empty()) {
@@ -108,7 +108,7 @@ class CheckerProcess {
     Config next = std::move(*load.config);
     std::shared_ptr<const ProbeContext> ctx;
     try {
-      ctx = ProbeContext::for_targets(next.targets);
+      ctx = ProbeContext::for_targets(next.targets, limits());
     } catch (const std::exception& e) {
       spdlog::error("reload failed: {}; the previous config keeps running", e.what());
       metrics_.reloads_failed.Increment();
@@ -127,6 +127,8 @@ class CheckerProcess {
     }
     warn_needs_restart(next);
     config_.checker.dns = next.checker.dns;
+    config_.checker.max_body_memory_bytes = next.checker.max_body_memory_bytes;
+    body_budget_->set_limit(next.checker.max_body_memory_bytes);
     targets_ = std::move(targets);
     metrics_.targets.Set(static_cast<double>(targets_.size()));
     metrics_.reloads_ok.Increment();
@@ -144,6 +146,12 @@ class CheckerProcess {
       spdlog::warn("reload: changes to the kafka and checker sections take effect at the next restart; "
                    "targets were reloaded");
     }
+  }
+
+  ProbeLimits limits() const {
+    ProbeLimits l;
+    l.body_budget = body_budget_;
+    return l;
   }
 
   static std::string diff_summary(const std::vector<TargetPtr>& before, const std::vector<TargetPtr>& after) {
@@ -181,6 +189,8 @@ class CheckerProcess {
   Config config_;  // its targets are moved into targets_ at start
   std::vector<TargetPtr> targets_;
   std::filesystem::path path_;
+  // One for the life of the process: probes in flight across a reload share it.
+  std::shared_ptr<BodyBudget> body_budget_ = std::make_shared<BodyBudget>(config_.checker.max_body_memory_bytes);
   CheckerMetrics metrics_;
   Producer producer_;
   Scheduler scheduler_;

@@ -52,6 +52,35 @@ constexpr std::size_t kFirstRead = 16 * 1024;
 constexpr int kMaxInformational = 8;  // 1xx responses skipped before the real one
 constexpr std::size_t kMaxQuoted = 200;  // of a Location value quoted in error_detail
 
+// What one probe holds of the body budget; given back when the probe's body is done.
+class BodyHold {
+ public:
+  explicit BodyHold(BodyBudget* budget) noexcept : budget_(budget) {}
+  ~BodyHold() {
+    if (budget_) budget_->give_back(taken_);
+  }
+  BodyHold(const BodyHold&) = delete;
+  BodyHold& operator=(const BodyHold&) = delete;
+  // Holds at least `bytes` in all; false (holding what it held) when the budget has no room.
+  bool cover(std::size_t bytes) noexcept {
+    if (!budget_ || bytes <= taken_) return true;
+    if (!budget_->try_take(bytes - taken_)) return false;
+    taken_ = bytes;
+    return true;
+  }
+
+ private:
+  BodyBudget* budget_;
+  std::size_t taken_ = 0;
+};
+
+// Where a body without a regexp is read to: its bytes are only counted, so every probe of the
+// thread shares one buffer (reads on one io_context thread never run at the same time).
+char* discard_buffer() {
+  thread_local std::vector<char> buffer(kReadChunk);
+  return buffer.data();
+}
+
 enum class Phase { dns, connect, tls, request, response, body };
 
 std::string_view phase_text(Phase p) {
@@ -107,8 +136,10 @@ tcp::socket& lowest_socket(TlsStream& s) { return s.next_layer(); }
 
 // Everything one probe carries from hop to hop (a hop: one request on one connection).
 struct Probe {
-  Probe(const TargetConfig& t, const ProbeContext& c, Resolver& r, const asio::any_io_executor& e)
-      : target(t), ctx(c), resolver(r), ex(e), start(Clock::now()), deadline(start + t.timeout), watchdog(e),
+  Probe(const TargetConfig& t, const ProbeContext& c, Resolver& r, const asio::any_io_executor& e,
+        Clock::time_point not_after)
+      : target(t), ctx(c), resolver(r), ex(e), start(Clock::now()),
+        deadline(start < not_after - t.timeout ? start + t.timeout : not_after), watchdog(e),
         url(t.parsed_url), method(t.method) {}
 
   const TargetConfig& target;
@@ -126,7 +157,8 @@ struct Probe {
   HttpMethod method;
   bool send_body = true;  // false once a redirect turned the request into a GET
   std::string location;   // the current hop's Location header
-  std::string body;       // what was read of the current hop's body; kept only for the regexp
+  std::optional<bool> regexp_match;  // the final hop's body searched as it arrived
+  bool budget_refused = false;       // checker.max_body_memory_bytes had no room for the search
 
   bool expired() const { return Clock::now() >= deadline; }
 
@@ -137,7 +169,8 @@ struct Probe {
     result.tls_cert_not_after.reset();
     result.body_bytes = 0;
     location.clear();
-    body.clear();
+    regexp_match.reset();
+    budget_refused = false;
   }
 
   bool follows_redirect() const {
@@ -151,7 +184,7 @@ struct Probe {
   }
 
   bool fail_timeout(Phase phase) {
-    std::string detail = fmt::format("timeout after {:.3f} s {}", std::chrono::duration<double>(target.timeout).count(),
+    std::string detail = fmt::format("timeout after {:.3f} s {}", std::chrono::duration<double>(deadline - start).count(),
                                      phase_text(phase));
     if (phase == Phase::dns) {
       detail += " " + url.host;
@@ -411,14 +444,13 @@ awaitable<bool> read_response(Probe& p, Stream& stream, bool& complete) {
   if (const auto loc = res.find(http::field::location); loc != res.end()) p.location = std::string(loc->value());
   if (p.follows_redirect()) co_return true;  // its body is of no interest
 
-  // The body, up to the cap: a longer one is not an error, it is cut. Without a regexp the bytes
-  // are only counted, through a small scratch buffer.
+  // The body, up to the cap: a longer one is not an error, it is cut. With a regexp it is searched
+  // piece by piece as it arrives, holding only what a match may still need, within the process's
+  // body budget; without one the bytes are only counted, through the thread's discard buffer.
   const std::uint64_t cap = p.target.max_body_bytes;
-  const bool keep = p.target.regexp != nullptr;
-  if (keep) {
-    if (const auto length = parser->content_length()) p.body.reserve(static_cast<std::size_t>(std::min(*length, cap)));
-  }
-  std::vector<char> scratch;
+  std::optional<Regex::Stream> search;
+  if (p.target.regexp) search.emplace(*p.target.regexp);
+  BodyHold hold(p.ctx.limits().body_budget.get());
   std::uint64_t got = 0;
   bool ended_by_close = false;
   error_code body_ec;
@@ -431,17 +463,22 @@ awaitable<bool> read_response(Probe& p, Stream& stream, bool& complete) {
     }
     const auto room = static_cast<std::size_t>(std::min<std::uint64_t>(cap - got, kReadChunk));
     char* dst = nullptr;
-    if (keep) {
-      p.body.resize(static_cast<std::size_t>(got) + room);
-      dst = p.body.data() + got;
+    if (search) {
+      // Read straight into the search's buffer, after the tail it keeps.
+      if (!hold.cover(search->needs(room))) {
+        p.budget_refused = true;
+        break;
+      }
+      dst = search->prepare(room);
     } else {
-      scratch.resize(room);
-      dst = scratch.data();
+      dst = discard_buffer();
     }
     parser->get().body().data = dst;
     parser->get().body().size = room;
     const auto [ec, n] = co_await http::async_read(stream, buffer, *parser, kUse);
-    got += room - parser->get().body().size;
+    const auto arrived = room - parser->get().body().size;
+    got += arrived;
+    if (search) search->commit(arrived);
     if (!ec || ec == http::error::need_buffer) continue;
     // A body delimited by the end of the connection, over TLS without close_notify: HTTP/1.1's
     // framing says the message is complete; the missing alert is the server's sloppiness.
@@ -452,7 +489,7 @@ awaitable<bool> read_response(Probe& p, Stream& stream, bool& complete) {
     body_ec = ec;
     break;
   }
-  if (keep) p.body.resize(static_cast<std::size_t>(got));
+  if (search && got > 0 && !p.budget_refused) p.regexp_match = search->finish();
   p.result.body_bytes = got;
   if (body_ec) {
     std::string detail;
@@ -552,6 +589,14 @@ awaitable<void> follow_hops(Probe& p) {
 
 }  // namespace
 
+bool BodyBudget::try_take(std::size_t n) noexcept {
+  std::size_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (used + n > limit_.load(std::memory_order_relaxed)) return false;
+  } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
+  return true;
+}
+
 ProbeContext::ProbeContext(TlsContextCache tls, ProbeLimits limits)
     : tls_(std::move(tls)), limits_(limits), user_agent_(fmt::format("webmon/{}", webmon::version())) {}
 
@@ -561,9 +606,9 @@ std::shared_ptr<const ProbeContext> ProbeContext::for_targets(const std::vector<
 }
 
 awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target, std::shared_ptr<const ProbeContext> ctx,
-                                 std::shared_ptr<Resolver> resolver) {
+                                 std::shared_ptr<Resolver> resolver, Clock::time_point not_after) {
   const auto ex = co_await asio::this_coro::executor;
-  Probe p(*target, *ctx, *resolver, ex);
+  Probe p(*target, *ctx, *resolver, ex, not_after);
   try {
     co_await follow_hops(p);
   } catch (const std::exception& e) {
@@ -573,7 +618,13 @@ awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target, std
   }
   CheckResult& r = p.result;
   r.url = target->url;
-  if (target->regexp && r.body_bytes > 0) r.regexp_match = target->regexp->search(p.body);
+  r.regexp_match = p.regexp_match;
+  if (p.budget_refused && r.error == ErrorClass::none) {
+    const std::size_t limit = ctx->limits().body_budget->limit();
+    r.error_detail = fmt::format(
+        "regexp not searched past {} body bytes: checker.max_body_memory_bytes ({}) is held by other probes",
+        r.body_bytes, limit % (1u << 20) == 0 ? fmt::format("{} MiB", limit >> 20) : fmt::format("{} bytes", limit));
+  }
   r.ok = r.error == ErrorClass::none && r.http_status && target->status_is_valid(*r.http_status) &&
          (!target->regexp || r.regexp_match == true);
   r.timings.total = seconds_between(p.start, Clock::now());

@@ -180,7 +180,11 @@ class Scheduler::Shard {
     auto cfg = slot->cfg;
     CheckResult r;
     try {
-      r = co_await probe_(cfg, resolver_);
+      const Nanos not_after = due + cfg->interval - deadline_margin(cfg->interval);
+      // A named local, not a temporary in the co_await: g++ 12 destroys such temporaries twice.
+      ProbeRun run{resolver_, steady_clock::time_point(std::chrono::duration_cast<steady_clock::duration>(not_after))};
+      auto probing = probe_(cfg, std::move(run));
+      r = co_await std::move(probing);
     } catch (const std::exception& e) {
       // run_probe does not throw; should anything else, the target still gets its result.
       r = CheckResult{};
@@ -255,6 +259,10 @@ Scheduler::~Scheduler() {
 void Scheduler::start() {
   for (auto& s : shards_) s->start();
   running_ = true;
+}
+
+std::chrono::nanoseconds deadline_margin(std::chrono::nanoseconds interval) noexcept {
+  return std::min<std::chrono::nanoseconds>(interval / 20, std::chrono::milliseconds(100));
 }
 
 std::vector<TargetPtr> share_targets(std::vector<TargetConfig>&& targets) {

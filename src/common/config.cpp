@@ -1104,7 +1104,8 @@ class Loader {
 
   void parse_checker(const Fields& top, CheckerSection& c) {
     auto sec = section(top, "checker", "checker",
-                       {"threads", "max_in_flight", "metrics_listen", "instance_id", "per_target_metrics", "dns"});
+                       {"threads", "max_in_flight", "metrics_listen", "instance_id", "per_target_metrics",
+                        "max_body_memory_bytes", "dns"});
     if (sec) {
       if (const auto* f = sec->get("threads")) {
         if (auto v = int_value(*f, "checker.threads", 0, 1024)) c.threads = static_cast<unsigned>(*v);
@@ -1121,6 +1122,11 @@ class Loader {
       }
       if (const auto* f = sec->get("per_target_metrics")) {
         if (auto v = bool_value(*f, "checker.per_target_metrics")) c.per_target_metrics = *v;
+      }
+      if (const auto* f = sec->get("max_body_memory_bytes")) {
+        if (auto v = int_value(*f, "checker.max_body_memory_bytes", 1 << 20, std::int64_t{1} << 40)) {
+          c.max_body_memory_bytes = static_cast<std::size_t>(*v);
+        }
       }
       parse_dns(*sec, c.dns);
     }

@@ -77,10 +77,22 @@ std::variant<std::shared_ptr<const Regex>, Regex::CompileError> Regex::compile(s
       spdlog::warn("PCRE2 JIT unavailable ({}); regular expressions use the interpreter", error_message(jit_rc));
     });
   }
-  return std::shared_ptr<const Regex>(new Regex(code, jit, std::string(pattern)));
+  std::uint32_t lookbehind = 0;
+  pcre2_pattern_info(code, PCRE2_INFO_MAXLOOKBEHIND, &lookbehind);
+  // In characters; a UTF-8 character is up to 4 bytes. One more for \b and \B at a piece's start.
+  return std::shared_ptr<const Regex>(new Regex(code, jit, std::string(pattern), (lookbehind + 1) * 4));
 }
 
 Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+
+// A limit (or another match-time error): the body is treated as not matching. Logged sparingly,
+// since one bad pattern on one target would otherwise log on every probe.
+void note_gave_up(const std::string& pattern, std::size_t bytes, int rc) {
+  const auto hits = g_limit_hits.fetch_add(1, std::memory_order_relaxed);
+  if (hits < 10 || hits % 1000 == 0) {
+    spdlog::warn("regexp '{}' gave up on a {}-byte body ({}); counted as no match", pattern, bytes, error_message(rc));
+  }
+}
 
 bool Regex::search(std::string_view subject) const {
   auto& state = thread_state();
@@ -88,15 +100,101 @@ bool Regex::search(std::string_view subject) const {
   const int rc = pcre2_match(static_cast<const pcre2_code*>(code_), reinterpret_cast<PCRE2_SPTR>(subject.data()),
                              subject.size(), 0, 0, state.data, state.context);
   if (rc >= 0) return true;
-  if (rc == PCRE2_ERROR_NOMATCH) return false;
-  // A limit (or another match-time error): the body is treated as not matching. Logged sparingly,
-  // since one bad pattern on one target would otherwise log on every probe.
-  const auto hits = g_limit_hits.fetch_add(1, std::memory_order_relaxed);
-  if (hits < 10 || hits % 1000 == 0) {
-    spdlog::warn("regexp '{}' gave up on a {}-byte body ({}); counted as no match", pattern_, subject.size(),
-                 error_message(rc));
-  }
+  if (rc != PCRE2_ERROR_NOMATCH) note_gave_up(pattern_, subject.size(), rc);
   return false;
+}
+
+namespace {
+
+// How many bytes at the end of `s` are the start of a UTF-8 character that has not ended yet.
+std::size_t incomplete_utf8_tail(std::string_view s) {
+  const std::size_t n = s.size();
+  for (std::size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return len > back ? back : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void Regex::Stream::feed(std::string_view piece) {
+  if (piece.empty()) return;
+  std::copy(piece.begin(), piece.end(), prepare(piece.size()));
+  commit(piece.size());
+}
+
+char* Regex::Stream::prepare(std::size_t n) {
+  if (matched_ || gave_up_) {  // decided: the bytes go nowhere that is kept
+    buf_.resize(n);
+    prepared_ = n;
+    return buf_.data();
+  }
+  prepared_ = n;
+  buf_.resize(buf_.size() + n);
+  return buf_.data() + buf_.size() - n;
+}
+
+void Regex::Stream::commit(std::size_t n) {
+  buf_.resize(buf_.size() - (prepared_ - std::min(n, prepared_)));
+  prepared_ = 0;
+  if (matched_ || gave_up_) {
+    buf_.clear();
+    return;
+  }
+  if (n == 0) return;
+  settled_ = incomplete_utf8_tail(buf_);
+  search_held(true);
+}
+
+bool Regex::Stream::finish() {
+  if (!matched_ && !gave_up_) {
+    settled_ = 0;
+    search_held(false);
+  }
+  std::string().swap(buf_);
+  return matched_;
+}
+
+// Searches buf_ from start_ (up to the held-back tail), then drops what no match can still need:
+// everything before a partial match's start, or before the end, less the lookbehind.
+void Regex::Stream::search_held(bool partial) {
+  auto& state = thread_state();
+  if (!state.data || !state.context) {
+    gave_up_ = true;
+    return;
+  }
+  const std::size_t len = buf_.size() - settled_;
+  if (start_ > len) return;
+  std::uint32_t options = partial ? PCRE2_PARTIAL_HARD : 0;
+  if (!at_body_start_) options |= PCRE2_NOTBOL;
+  const int rc = pcre2_match(static_cast<const pcre2_code*>(re_->code_), reinterpret_cast<PCRE2_SPTR>(buf_.data()),
+                             len, start_, options, state.data, state.context);
+  if (rc >= 0) {
+    matched_ = true;
+    std::string().swap(buf_);
+    return;
+  }
+  if (!partial) return;  // the end: no match
+  std::size_t from = len;  // where a match may still start
+  if (rc == PCRE2_ERROR_PARTIAL) {
+    from = static_cast<std::size_t>(pcre2_get_ovector_pointer(state.data)[0]);
+  } else if (rc != PCRE2_ERROR_NOMATCH) {
+    note_gave_up(re_->pattern_, buf_.size(), rc);
+    gave_up_ = true;
+    std::string().swap(buf_);
+    return;
+  }
+  const std::size_t keep_from = from > re_->lookbehind_ ? from - re_->lookbehind_ : 0;
+  if (keep_from > 0) {
+    buf_.erase(0, keep_from);
+    at_body_start_ = false;
+    // Give back memory a long partial match no longer needs.
+    if (buf_.capacity() > 4 * (buf_.size() + 64 * 1024)) buf_.shrink_to_fit();
+  }
+  start_ = from - keep_from;
 }
 
 }  // namespace webmon

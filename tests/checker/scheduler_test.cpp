@@ -160,7 +160,7 @@ struct SchedulerHarness {
     scheduler.start();
   }
   webmon::checker::ProbeFn probe(std::chrono::milliseconds takes) {
-    return [rec = rec, takes](std::shared_ptr<const TargetConfig> t, std::shared_ptr<webmon::checker::Resolver>) {
+    return [rec = rec, takes](std::shared_ptr<const TargetConfig> t, webmon::checker::ProbeRun) {
       return fake_probe(std::move(t), rec, takes);
     };
   }

@@ -89,6 +89,83 @@ TEST(Regex, LegitimateSearchOverOneMebibyteIsNotCutByTheLimit) {
   EXPECT_TRUE(re->search(body));
 }
 
+// The stream's answer is search()'s over the whole body, however the body is cut into pieces.
+bool streamed(const Regex& re, std::string_view body, std::size_t piece) {
+  Regex::Stream st(re);
+  for (std::size_t at = 0; at < body.size(); at += piece) st.feed(body.substr(at, piece));
+  return st.finish();
+}
+
+TEST(RegexStream, SameAnswerAsTheWholeBodyWhereverThePiecesEnd) {
+  const std::vector<std::string> patterns = {
+      "hello\\s+webmon", "^<html", "(?m)^id=\\d+;$", "(?<=foo)bar", "\\bword\\b", "caf\xc3\xa9",
+      "a.*b", "x{3}y", "</html>\\s*$", "[0-9]{4}-[0-9]{2}", "(?i)status: ok", "\\Aok", "end\\z"};
+  const std::string filler(3000, '.');
+  const std::vector<std::string> bodies = {
+      "",
+      "<html>" + filler + "hello   webmon" + filler,
+      filler + "<html> not at the start",
+      filler + "\nid=42;\n" + filler,
+      filler + "id=42;x",
+      filler + "foobar" + filler,
+      filler + "foo" + filler + "bar",
+      filler + " word " + filler,
+      filler + "swordfish",
+      filler + "un caf\xc3\xa9" + filler,
+      "a" + filler + "b",
+      "a" + filler,
+      filler + "xxxxy",
+      filler + "xxy",
+      "<html>" + filler + "</html>\n\n",
+      "<html></html>" + filler,
+      filler + "2026-12",
+      filler + "STATUS: OK",
+      "ok" + filler,
+      filler + "ok",
+      filler + "the end",
+      filler + "end of it",
+      std::string("\xff\xfe", 2) + filler + "hello webmon",
+  };
+  for (const auto& pattern : patterns) {
+    const auto re = compile_ok(pattern);
+    ASSERT_TRUE(re);
+    for (const auto& body : bodies) {
+      const bool whole = re->search(body);
+      for (const std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7},
+                                      std::size_t{64}, std::size_t{1000}, std::size_t{65536}}) {
+        EXPECT_EQ(streamed(*re, body, piece), whole)
+            << "pattern " << pattern << ", body of " << body.size() << " bytes, pieces of " << piece;
+      }
+    }
+  }
+}
+
+TEST(RegexStream, HoldsOnlyWhatAMatchMayStillNeed) {
+  const auto re = compile_ok("<title>[^<]*Status: OK[^<]*</title>");
+  ASSERT_TRUE(re);
+  Regex::Stream st(*re);
+  const std::string piece = [] {
+    std::string p;
+    while (p.size() < 64 * 1024) p += "<div class=\"row\"><span>item</span><title>x</title></div>\n";
+    return p;
+  }();
+  std::size_t most = 0;
+  for (int i = 0; i < 320; ++i) {  // 20 MiB
+    st.feed(piece);
+    most = std::max(most, st.held());
+  }
+  st.feed("<title>Service Status: OK</title>");
+  EXPECT_TRUE(st.finish());
+  EXPECT_LE(most, 4 * piece.size()) << "a 20 MiB body must not be held whole";
+  // A partial match that never ends is held (up to the probe's cap), and still answers no.
+  const auto open = compile_ok("<a[^>]*>");
+  Regex::Stream st2(*open);
+  st2.feed("<a ");
+  for (int i = 0; i < 16; ++i) st2.feed(std::string(64 * 1024, 'x'));
+  EXPECT_GE(st2.held(), 16u * 64 * 1024);
+  EXPECT_FALSE(st2.finish());
+}
+
 TEST(Regex, SharedAcrossThreads) {
   const auto re = compile_ok("id=([0-9]+);");
   ASSERT_TRUE(re);

@@ -2,9 +2,11 @@
 // body up to the cap, within one deadline, on a fresh connection. Every outcome is a CheckResult.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -16,12 +18,31 @@
 
 namespace webmon::checker {
 
+// The bytes of bodies held for regexp searches, over every probe of the process
+// (checker.max_body_memory_bytes). Taken and given back by the probes of every shard.
+class BodyBudget {
+ public:
+  explicit BodyBudget(std::size_t limit) noexcept : limit_(limit) {}
+  // False, taking nothing, when `n` more would exceed the limit.
+  bool try_take(std::size_t n) noexcept;
+  void give_back(std::size_t n) noexcept { used_.fetch_sub(n, std::memory_order_relaxed); }
+  void set_limit(std::size_t limit) noexcept { limit_.store(limit, std::memory_order_relaxed); }
+  std::size_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
+  std::size_t in_use() const noexcept { return used_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::size_t> limit_;
+  std::atomic<std::size_t> used_{0};
+};
+
 struct ProbeLimits {
   // Status line plus header fields; a response with more is a protocol error.
   std::size_t max_header_bytes = 64 * 1024;
   // How long, at most, a TLS close_notify exchange may take after a complete response (still
   // inside the probe's deadline). Its outcome never changes the result.
   std::chrono::milliseconds tls_shutdown_grace{250};
+  // Shared by every probe of the process; none: no limit (tests that are not about it).
+  std::shared_ptr<BodyBudget> body_budget;
 };
 
 // What every probe of one config shares, read-only: TLS contexts and limits. Build it at load
@@ -44,8 +65,9 @@ class ProbeContext {
   std::string user_agent_;
 };
 
-// Probes `target` once and returns its result; never throws, and finishes by the target's
-// deadline (target->timeout after the start, DNS included) plus scheduling latency.
+// Probes `target` once and returns its result; never throws, and finishes by its deadline
+// (target->timeout after the start, DNS included, or `not_after` if that is sooner: the scheduler
+// passes a moment just before the target's next due time) plus scheduling latency.
 //
 // Runs on the executor it is spawned on, which must not run its handlers concurrently (an
 // io_context run by one thread, or a strand), and which `resolver` was made with. Fills url,
@@ -59,6 +81,8 @@ class ProbeContext {
 // and attempts); its answer then only fills the cache.
 boost::asio::awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target,
                                               std::shared_ptr<const ProbeContext> ctx,
-                                              std::shared_ptr<Resolver> resolver);
+                                              std::shared_ptr<Resolver> resolver,
+                                              std::chrono::steady_clock::time_point not_after =
+                                                  std::chrono::steady_clock::time_point::max());
 
 }  // namespace webmon::checker

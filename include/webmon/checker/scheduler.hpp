@@ -25,10 +25,21 @@ class CheckerMetrics;
 
 class Resolver;
 
-// Probes one target with the shard's resolver (the real one is run_probe with the current
-// ProbeContext bound in).
-using ProbeFn = std::function<boost::asio::awaitable<CheckResult>(std::shared_ptr<const TargetConfig>,
-                                                                  std::shared_ptr<Resolver>)>;
+// What a probe gets from its shard besides its target.
+struct ProbeRun {
+  std::shared_ptr<Resolver> resolver;  // the shard's
+  // The latest the probe may end: just before its target's next due time (minus
+  // deadline_margin()), so that a probe that runs into its timeout never costs the next due probe.
+  std::chrono::steady_clock::time_point not_after;
+};
+
+// Probes one target (the real one is run_probe with the current ProbeContext bound in).
+using ProbeFn =
+    std::function<boost::asio::awaitable<CheckResult>(std::shared_ptr<const TargetConfig>, ProbeRun)>;
+
+// How long before its next due time a probe's deadline falls: a twentieth of the interval, at
+// most 100 ms (50 ms at 1 s).
+std::chrono::nanoseconds deadline_margin(std::chrono::nanoseconds interval) noexcept;
 // Receives each finished result, on the shard's thread; must not block (Producer::publish).
 using ResultFn = std::function<void(const CheckResult&)>;
 using TargetPtr = std::shared_ptr<const TargetConfig>;

@@ -99,6 +99,9 @@ struct CheckerSection {
   std::string metrics_listen;       // host:port; empty: no metrics endpoint
   std::string instance_id;          // default: the host name (resolved at load)
   bool per_target_metrics = false;
+  // Bodies held for regexp searches, over all probes at once (each holds about 64 KiB plus what
+  // a match may still need); a probe that finds no room says so in its result.
+  std::size_t max_body_memory_bytes = 256u * 1024 * 1024;
   CheckerDns dns;
 };
 
