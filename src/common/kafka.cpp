@@ -7,6 +7,12 @@
 
 namespace webmon::kafka {
 
+std::string topic_error_text(const rd_kafka_topic_result_t* result) {
+  // librdkafka leaves the string NULL when the broker sent none: its code's name then.
+  const char* text = rd_kafka_topic_result_error_string(result);
+  return text ? text : rd_kafka_err2str(rd_kafka_topic_result_error(result));
+}
+
 void set(rd_kafka_conf_t* conf, std::string_view name, std::string_view value) {
   std::array<char, 512> err{};
   const std::string n(name);
@@ -77,8 +83,7 @@ void ensure_topic(rd_kafka_t* rk, const std::string& topic, int partitions, int 
   for (size_t i = 0; i < n; ++i) {
     const auto code = rd_kafka_topic_result_error(results[i]);
     if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-      const char* msg = rd_kafka_topic_result_error_string(results[i]);
-      throw std::runtime_error("creating topic " + topic + ": " + (msg ? msg : rd_kafka_err2str(code)));
+      throw std::runtime_error("creating topic " + topic + ": " + topic_error_text(results[i]));
     }
   }
 }
@@ -97,8 +102,8 @@ void delete_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
   size_t n = 0;
   const auto** results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev.get()), &n);
   for (size_t i = 0; i < n; ++i) {
-    if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw std::runtime_error("deleting topic " + topic + ": " + rd_kafka_topic_result_error_string(results[i]));
+    if (const auto code = rd_kafka_topic_result_error(results[i]); code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error("deleting topic " + topic + ": " + topic_error_text(results[i]));
     }
   }
 }

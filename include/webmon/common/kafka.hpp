@@ -71,6 +71,9 @@ HandlePtr new_handle(rd_kafka_type_t type, ConfPtr conf);
 // std::runtime_error on failure. Call it from a thread that may block, never an io_context.
 void ensure_topic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms);
 
+// An admin result's error text: librdkafka's string, which may be NULL, else the code's own.
+std::string topic_error_text(const rd_kafka_topic_result_t* result);
+
 // Deletes `topic` through the admin API, waiting up to `timeout_ms`; throws std::runtime_error
 // with Kafka's reason when it fails or does not answer in time.
 void delete_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
