@@ -16,6 +16,7 @@
 #include "webmon/common/logging.hpp"
 #include "webmon/common/version.hpp"
 #include "webmon/writer/migrations.hpp"
+#include "webmon/writer/pg_session.hpp"
 
 namespace webmon::cli {
 namespace {
@@ -102,7 +103,7 @@ std::optional<std::string> parse_args(int argc, const char* const* argv, Args& a
 }
 
 int migrate(const Config& cfg, std::ostream& out, std::ostream& err) {
-  const auto report = writer::apply_migrations(cfg.postgres.uri);
+  const auto report = writer::apply_migrations(writer::pg_session(cfg.postgres).conninfo);
   for (const auto& name : report.applied) out << "applied " << name << "\n";
   if (report.applied.empty()) out << "schema up to date (" << report.already_applied << " migrations applied)\n";
   if (!report.unknown_in_db.empty()) {
@@ -117,7 +118,7 @@ int stats(const Config& cfg, const Args& args, std::ostream& out) {
   StatsQuery q;
   if (args.since) q.since = *parse_duration(*args.since);  // validated by the caller
   q.target = args.target;
-  pqxx::connection conn(cfg.postgres.uri);
+  pqxx::connection conn(writer::pg_session(cfg.postgres).conninfo);  // with the deadlines
   const auto rows = query_stats(conn, q);
   out << (args.format == "json" ? format_json(rows) : format_table(rows));
   return 0;

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include <librdkafka/rdkafka.h>
@@ -830,7 +831,9 @@ class Loader {
   void parse_postgres(const Fields& top, PostgresConfig& pg) {
     const bool needed = component_ != Component::checker;
     const auto* section_field = top.get("postgres");
-    auto sec = section(top, "postgres", "postgres", {"uri"});
+    auto sec = section(top, "postgres", "postgres",
+                       {"uri", "connect_timeout_seconds", "keepalives_idle_seconds", "keepalives_interval_seconds",
+                        "keepalives_count", "statement_timeout_ms"});
     if (!sec) {
       if (needed && !section_field) required(&top, root_mark_, "postgres", "postgres.uri");
       return;
@@ -844,6 +847,15 @@ class Loader {
       }
     } else if (needed) {
       required(&*sec, section_field->key.Mark(), "uri", "postgres.uri");
+    }
+    for (auto [key, slot, lo, hi] : {std::tuple{"connect_timeout_seconds", &pg.connect_timeout_seconds, 1, 3'600},
+                                     std::tuple{"keepalives_idle_seconds", &pg.keepalives_idle_seconds, 1, 3'600},
+                                     std::tuple{"keepalives_interval_seconds", &pg.keepalives_interval_seconds, 1, 3'600},
+                                     std::tuple{"keepalives_count", &pg.keepalives_count, 1, 100},
+                                     std::tuple{"statement_timeout_ms", &pg.statement_timeout_ms, 0, 86'400'000}}) {
+      if (const auto* f = sec->get(key)) {
+        if (auto v = int_value(*f, std::string("postgres.") + key, lo, hi)) *slot = static_cast<int>(*v);
+      }
     }
   }
 
@@ -1180,11 +1192,27 @@ class Loader {
 
   void parse_writer(const Fields& top, WriterSection& w) {
     auto sec = section(top, "writer", "writer",
-                       {"group_id", "batch_max_rows", "batch_max_ms", "retention_days", "metrics_listen"});
-    if (!sec) return;
+                       {"group_id", "batch_max_rows", "batch_max_ms", "retention_days", "metrics_listen",
+                        "instance_id"});
+    if (!sec) {
+      if (w.instance_id.empty()) w.instance_id = host_name();
+      return;
+    }
     if (const auto* f = sec->get("group_id")) {
       if (auto v = nonempty_string(*f, "writer.group_id")) w.group_id = *v;
     }
+    if (const auto* f = sec->get("instance_id")) {
+      if (auto v = nonempty_string(*f, "writer.instance_id")) {
+        // Kafka's rule for group.instance.id (a host name always passes).
+        const bool legal = std::all_of(v->begin(), v->end(), [](unsigned char c) {
+          return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+        });
+        if (v->size() > 249) error_at(*f, "writer.instance_id", "longer than 249 characters");
+        else if (!legal) error_at(*f, "writer.instance_id", "only ASCII letters, digits, '.', '_' and '-' are allowed");
+        else w.instance_id = *v;
+      }
+    }
+    if (w.instance_id.empty()) w.instance_id = host_name();
     if (const auto* f = sec->get("batch_max_rows")) {
       if (auto v = int_value(*f, "writer.batch_max_rows", 1, 1'000'000)) w.batch_max_rows = static_cast<std::size_t>(*v);
     }

@@ -5,6 +5,10 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <stdexcept>
 
 namespace webmon::writer {
 namespace {
@@ -101,6 +105,7 @@ void BatchBuilder::add(const InMessage& m, std::optional<std::int64_t> expected,
     first_at_ = now;
     batch_.topic = std::string(m.topic);
     batch_.rows.reserve(max_rows_);
+    batch_.origins.reserve(max_rows_);
   }
   auto [span, inserted] = batch_.partitions.try_emplace(m.partition);
   if (inserted) span->second.expected = expected;
@@ -110,6 +115,15 @@ void BatchBuilder::add(const InMessage& m, std::optional<std::int64_t> expected,
   auto classified = classify(m, max_message_bytes_);
   if (auto* row = std::get_if<CheckResult>(&classified)) {
     batch_.rows.push_back(std::move(*row));
+    RowOrigin origin{m.partition, m.offset, std::nullopt, std::nullopt};
+    auto keep = [this](std::string_view bytes) {
+      std::pair<std::size_t, std::size_t> at{batch_.raw.size(), bytes.size()};
+      batch_.raw.append(bytes);
+      return at;
+    };
+    if (m.key) origin.key = keep(*m.key);
+    if (m.value) origin.value = keep(*m.value);
+    batch_.origins.push_back(origin);
     return;
   }
   DeadLetter dl;
@@ -137,6 +151,64 @@ Batch BatchBuilder::take() {
 void BatchBuilder::discard() {
   batch_ = Batch{};
   first_at_.reset();
+}
+
+DeadLetter refused_row(const Batch& batch, std::size_t i, std::string reason) {
+  const auto& o = batch.origins.at(i);
+  DeadLetter dl;
+  dl.topic = batch.topic;
+  dl.partition = o.partition;
+  dl.offset = o.offset;
+  dl.reason = std::move(reason);
+  if (o.key) dl.key = batch.raw.substr(o.key->first, o.key->second);
+  if (o.value) dl.value = batch.raw.substr(o.value->first, o.value->second);
+  return dl;
+}
+
+std::pair<Batch, Batch> split_batch(Batch&& batch) {
+  Batch first;
+  Batch second;
+  first.topic = second.topic = batch.topic;
+  // Which half each message goes to: by partition, or by offset within the one partition.
+  std::function<bool(std::int32_t, std::int64_t)> to_first;
+  if (batch.partitions.size() >= 2) {
+    std::set<std::int32_t> firsts;
+    std::size_t n = 0;
+    for (const auto& [p, span] : batch.partitions) {
+      if (n++ < (batch.partitions.size() + 1) / 2) firsts.insert(p);
+    }
+    for (const auto& [p, span] : batch.partitions) (firsts.count(p) ? first : second).partitions[p] = span;
+    to_first = [firsts](std::int32_t p, std::int64_t) { return firsts.count(p) != 0; };
+  } else {
+    std::vector<std::int64_t> offsets;
+    for (const auto& o : batch.origins) offsets.push_back(o.offset);
+    for (const auto& d : batch.dead_letters) offsets.push_back(d.offset);
+    if (offsets.size() < 2 || batch.partitions.empty()) throw std::logic_error("split_batch: fewer than 2 messages");
+    std::sort(offsets.begin(), offsets.end());
+    const std::int64_t middle = offsets[offsets.size() / 2];
+    const auto [p, span] = *batch.partitions.begin();
+    const auto below = static_cast<std::size_t>(std::lower_bound(offsets.begin(), offsets.end(), middle) - offsets.begin());
+    first.partitions[p] = PartitionSpan{span.expected, middle, below};
+    second.partitions[p] = PartitionSpan{middle, span.next, offsets.size() - below};
+    to_first = [middle](std::int32_t, std::int64_t offset) { return offset < middle; };
+  }
+  for (std::size_t i = 0; i < batch.rows.size(); ++i) {
+    const auto& o = batch.origins[i];
+    Batch& half = to_first(o.partition, o.offset) ? first : second;
+    RowOrigin moved{o.partition, o.offset, std::nullopt, std::nullopt};
+    if (o.key) {
+      moved.key = std::pair{half.raw.size(), o.key->second};
+      half.raw.append(batch.raw, o.key->first, o.key->second);
+    }
+    if (o.value) {
+      moved.value = std::pair{half.raw.size(), o.value->second};
+      half.raw.append(batch.raw, o.value->first, o.value->second);
+    }
+    half.rows.push_back(std::move(batch.rows[i]));
+    half.origins.push_back(moved);
+  }
+  for (auto& d : batch.dead_letters) (to_first(d.partition, d.offset) ? first : second).dead_letters.push_back(std::move(d));
+  return {std::move(first), std::move(second)};
 }
 
 }  // namespace webmon::writer

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <set>
 #include <stdexcept>
 
@@ -10,12 +11,12 @@
 
 #include "webmon/common/logging.hpp"
 #include "webmon/common/service.hpp"
-#include "webmon/writer/batch_worker.hpp"
 
 namespace webmon::writer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
 kafka::TopicPartitionListPtr make_list(const std::string& topic, const std::map<std::int32_t, std::int64_t>& offsets) {
   kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
@@ -27,6 +28,21 @@ std::chrono::sys_days today_utc() {
   return std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
 }
 
+const char* job_name(const PgJob& job) {
+  if (job.kind == PgJob::Kind::write) return "writing a batch";
+  if (job.connect) return "connecting";
+  return job.partitions.empty() ? (job.maintenance ? "partition maintenance" : "a ping") : "reading offsets";
+}
+
+// How long one job may take before the consumer thread gives up on the server: the server's own
+// statement_timeout plus a margin, and the connect timeout on top for a job that connects.
+Clock::duration job_limit(const PgSession& s, const PgJob& job) {
+  const Clock::duration statement = s.statement_timeout.count() > 0 ? Clock::duration(s.statement_timeout)
+                                                                     : Clock::duration(std::chrono::seconds(60));
+  const Clock::duration connect = job.connect ? Clock::duration(s.connect_timeout) : Clock::duration::zero();
+  return statement + connect + std::chrono::seconds(5);
+}
+
 }  // namespace
 
 Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics, const std::atomic<bool>& stop,
@@ -35,12 +51,19 @@ Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics,
       metrics_(std::move(metrics)),
       stop_(stop),
       options_(options),
-      sink_(config.postgres.uri, config.writer.group_id),
+      session_(pg_session(config.postgres)),
+      sink_(session_.conninfo, config.writer.group_id),
       builder_(config.writer.batch_max_rows, config.writer.batch_max_ms) {
   // Positions come from PostgreSQL: nothing is committed or stored automatically. Kafka's
-  // committed offsets are written only after PostgreSQL's, for lag tools.
+  // committed offsets are written only after PostgreSQL's, for lag tools. Static membership
+  // (group.instance.id) and a 10 s session: a writer that crashed and restarts gets its
+  // partitions back at once, one that is gone for good is replaced within 10 s. kafka.properties
+  // may override each of them.
   auto conf = kafka::make_conf(config_.kafka, {
                                                   {"group.id", config_.writer.group_id},
+                                                  {"group.instance.id", config_.writer.instance_id},
+                                                  {"session.timeout.ms", "10000"},
+                                                  {"heartbeat.interval.ms", "3000"},
                                                   {"enable.auto.commit", "false"},
                                                   {"enable.auto.offset.store", "false"},
                                                   {"auto.offset.reset", "earliest"},
@@ -52,174 +75,456 @@ Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics,
   rd_kafka_conf_set_opaque(conf.get(), this);
   rk_ = kafka::new_handle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(rk_.get());
-  worker_ = std::make_unique<BatchWorker>([this](const Batch& batch) {
-    ensure_days(batch);
-    return sink_.write(batch);
-  });
+  worker_ = std::make_unique<PgWorker>([this](PgDone& done) { run_job(done); });
 }
 
-Ingestor::~Ingestor() = default;
+Ingestor::~Ingestor() {
+  sink_.abort();  // a job still blocked on a silent server returns, so the worker can be joined
+  worker_.reset();
+}
+
+// ---- librdkafka's callbacks ----
 
 void Ingestor::rebalance_cb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                             void* opaque) {
-  static_cast<Ingestor*>(opaque)->on_rebalance(err, parts);
+  auto* self = static_cast<Ingestor*>(opaque);
+  try {
+    self->on_rebalance(err, parts);
+  } catch (const std::exception& e) {
+    self->on_rebalance_failed(err, parts, e.what());
+  } catch (...) {
+    self->on_rebalance_failed(err, parts, "unknown exception");
+  }
 }
 
 void Ingestor::error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
   auto* self = static_cast<Ingestor*>(opaque);
+  try {
+    self->on_kafka_error(rk, err, reason);
+  } catch (...) {
+    // Logging itself failed (out of memory, a closed sink): nothing more can be said.
+  }
+}
+
+bool Ingestor::cooperative() const { return std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0; }
+
+void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    assigned(parts);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    revoked(parts);
+  } else {
+    spdlog::warn("kafka rebalance error: {}", rd_kafka_err2str(err));
+    builder_.discard();
+    for (const auto& [p, s] : parts_) metrics_->remove_lag(config_.kafka.topic, p);
+    parts_.clear();
+    if (cooperative()) {
+      kafka::ErrorPtr e(rd_kafka_incremental_unassign(rk_.get(), parts));
+    } else {
+      rd_kafka_assign(rk_.get(), nullptr);
+    }
+  }
+}
+
+void Ingestor::on_rebalance_failed(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                                   const char* what) noexcept {
+  // Whatever failed half-way, librdkafka must still see the assignment change, and positions that
+  // may be half-updated are read again from PostgreSQL, as after an outage.
+  try {
+    spdlog::error("kafka rebalance ({}): {}; re-reading positions", rd_kafka_err2str(err), what);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      for (int i = 0; i < parts->cnt; ++i) parts_[parts->elems[i].partition] = PartitionState{};
+      if (cooperative()) {
+        kafka::ErrorPtr e(rd_kafka_incremental_assign(rk_.get(), parts));
+      } else {
+        rd_kafka_assign(rk_.get(), parts);
+      }
+    } else {
+      for (int i = 0; i < parts->cnt; ++i) parts_.erase(parts->elems[i].partition);
+      if (cooperative()) {
+        kafka::ErrorPtr e(rd_kafka_incremental_unassign(rk_.get(), parts));
+      } else {
+        parts_.clear();
+        rd_kafka_assign(rk_.get(), nullptr);
+      }
+    }
+    lose_positions();
+  } catch (...) {
+  }
+}
+
+void Ingestor::on_kafka_error(rd_kafka_t* rk, int err, const char* reason) {
   const auto code = static_cast<rd_kafka_resp_err_t>(err);
-  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) self->kafka_up_ = false;
+  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) kafka_up_ = false;
   if (code == RD_KAFKA_RESP_ERR__FATAL) {
-    std::array<char, 512> buf{};
-    rd_kafka_fatal_error(rk, buf.data(), buf.size());
-    spdlog::critical("kafka: fatal error: {}", buf.data());
+    on_fatal(rk);
     return;
   }
   const auto now = Clock::now();
-  if (now - self->last_kafka_warning_ > std::chrono::seconds(10)) {
-    self->last_kafka_warning_ = now;
-    spdlog::warn("kafka: {}", reason);
+  if (now - last_kafka_warning_ > std::chrono::seconds(10)) {
+    last_kafka_warning_ = now;
+    spdlog::warn("kafka: {}", reason ? reason : rd_kafka_err2str(code));
   }
 }
 
-void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
-  settle_worker();  // the sink is this thread's again
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    kafka_up_ = true;
+void Ingestor::on_fatal(rd_kafka_t* rk) {
+  // Reported through error_cb or as a consumer error, whichever comes first: said once.
+  if (fatal_.exchange(true)) return;
+  {
+    std::array<char, 512> buf{};
+    const auto orig = rd_kafka_fatal_error(rk, buf.data(), buf.size());
+    if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+      spdlog::critical(
+          "kafka: another webmon-writer joined group {} with this writer's instance id \"{}\" (writer.instance_id, "
+          "used as group.instance.id) and took its place; each writer needs its own instance id. Stopping. ({})",
+          config_.writer.group_id, config_.writer.instance_id, buf.data());
+    } else {
+      spdlog::critical("kafka: fatal error {}: {}; stopping", rd_kafka_err2name(orig), buf.data());
+    }
+  }
+}
+
+// ---- the partitions' phases ----
+
+void Ingestor::assigned(rd_kafka_topic_partition_list_t* parts) {
+  kafka_up_ = true;
+  if (!cooperative()) parts_.clear();  // eager: the whole assignment, after a revoke of all
+  for (int i = 0; i < parts->cnt; ++i) {
+    parts_[parts->elems[i].partition] = PartitionState{};
+    // Paused until PostgreSQL says where to start; from the beginning so that the fetcher starts
+    // at once (no committed-offset lookup) and the seek to the stored offset finds it running.
+    parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (cooperative()) {
+    if (kafka::ErrorPtr e{rd_kafka_incremental_assign(rk_.get(), parts)}) {
+      throw std::runtime_error(std::string("incremental assign: ") + rd_kafka_error_string(e.get()));
+    }
+  } else if (auto e = rd_kafka_assign(rk_.get(), parts)) {
+    throw std::runtime_error(std::string("assign: ") + rd_kafka_err2str(e));
+  }
+  rd_kafka_pause_partitions(rk_.get(), parts);
+  spdlog::info("assigned {} partition(s) of {} ({} rebalance protocol), {} in all", parts->cnt, config_.kafka.topic,
+               rd_kafka_rebalance_protocol(rk_.get()), parts_.size());
+}
+
+void Ingestor::revoked(rd_kafka_topic_partition_list_t* parts) {
+  std::set<std::int32_t> gone;
+  for (int i = 0; i < parts->cnt; ++i) gone.insert(parts->elems[i].partition);
+  // Write what has been read from these partitions while they are still ours; if that fails, or
+  // the assignment was lost (others may own them already), the next owner reads it again.
+  if (pg_ == PgState::busy) {
+    if (auto done = await_job()) settle(*done);
+  }
+  if (!builder_.empty()) {
+    if (pg_ == PgState::idle && !rd_kafka_assignment_lost(rk_.get())) {
+      submit_batch();
+      if (auto done = await_job()) settle(*done);
+    }
+    if (!builder_.empty()) lose_positions();  // not written: the partitions we keep go back too
+  }
+  for (auto p : gone) {
+    metrics_->remove_lag(config_.kafka.topic, p);
+    parts_.erase(p);
+  }
+  if (cooperative()) {
+    if (kafka::ErrorPtr e{rd_kafka_incremental_unassign(rk_.get(), parts)}) {
+      throw std::runtime_error(std::string("incremental unassign: ") + rd_kafka_error_string(e.get()));
+    }
+  } else {
     parts_.clear();
-    std::vector<std::int32_t> ids;
-    for (int i = 0; i < parts->cnt; ++i) {
-      ids.push_back(parts->elems[i].partition);
-      parts_[parts->elems[i].partition] = PartitionState{};
-    }
-    spdlog::info("assigned {} partition(s) of {}", ids.size(), config_.kafka.topic);
-    if (sink_.connected()) {
-      try {
-        const auto stored = sink_.read_offsets(config_.kafka.topic, ids);
-        for (int i = 0; i < parts->cnt; ++i) {
-          auto& s = parts_[parts->elems[i].partition];
-          s.stored = stored.at(parts->elems[i].partition);
-          s.position = s.stored;
-          s.fence = s.stored;
-          s.synced = true;
-          parts->elems[i].offset = s.stored ? *s.stored : RD_KAFKA_OFFSET_BEGINNING;
-        }
-        rd_kafka_assign(rk_.get(), parts);
-        return;
-      } catch (const std::exception& e) {
-        for (auto& [p, s] : parts_) s = PartitionState{};
-        on_pg_failure(e, "reading offsets");
-      }
-    }
-    // Without PostgreSQL the positions are unknown: assign (the group expects it), but paused,
-    // and whatever arrives is dropped until sync_positions() seeks to the stored offsets.
-    rd_kafka_assign(rk_.get(), parts);
-    rd_kafka_pause_partitions(rk_.get(), parts);
-    return;
+    rd_kafka_assign(rk_.get(), nullptr);
   }
-  if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-    // Write what has been read from these partitions while they are still ours; if that fails the
-    // next owner reads it again from the stored offsets.
-    if (!builder_.empty()) {
-      if (sink_.connected()) flush_now();
-      builder_.discard();
-    }
-  } else {
-    spdlog::warn("kafka rebalance error: {}", rd_kafka_err2str(err));
-  }
-  for (const auto& [p, s] : parts_) metrics_->remove_lag(config_.kafka.topic, p);
-  parts_.clear();
-  rd_kafka_assign(rk_.get(), nullptr);
+  spdlog::info("revoked {} partition(s) of {}, {} left", gone.size(), config_.kafka.topic, parts_.size());
 }
 
-void Ingestor::on_pg_failure(const std::exception& e, const char* during) {
-  metrics_->postgres_errors.Increment();
-  metrics_->postgres_up.Set(0);
-  if (pg_up_.exchange(false)) {
-    spdlog::warn("postgresql: {} failed: {}; pausing consumption and reconnecting", during, e.what());
-    outage_logged_ = true;
-  } else {
-    spdlog::debug("postgresql: {} failed: {}", during, e.what());
-  }
-  sink_.disconnect();
+void Ingestor::lose_positions() {
   builder_.discard();
   std::map<std::int32_t, std::int64_t> all;
   for (auto& [p, s] : parts_) {
-    s.synced = false;
+    s.phase = Phase::unsynced;
     all[p] = RD_KAFKA_OFFSET_INVALID;
   }
   if (!all.empty()) {
     auto list = make_list(config_.kafka.topic, all);
     rd_kafka_pause_partitions(rk_.get(), list.get());
   }
-  // A batch that fails again and again (not a lost connection but, say, a row PostgreSQL refuses)
-  // must not spin: each consecutive failure doubles the wait before the next attempt.
-  const int doublings = std::min(failed_in_a_row_, 10);
+}
+
+void Ingestor::positions_read(const PgDone& done) {
+  if (in_doubt_) {
+    bool known = true;
+    bool landed = true;
+    for (const auto& [p, span] : in_doubt_->spans) {
+      auto it = done.offsets.find(p);
+      if (it == done.offsets.end()) known = false;
+      else if (it->second != std::optional<std::int64_t>(span.next)) landed = false;
+    }
+    if (known) {
+      spdlog::info("the batch whose commit was in doubt {}", landed ? "was committed" : "was not committed");
+      if (landed) {
+        metrics_->rows_written.Increment(static_cast<double>(in_doubt_->rows));
+        metrics_->dead_letters.Increment(static_cast<double>(in_doubt_->dead_letters));
+      }
+      in_doubt_.reset();
+    }
+  }
+  std::map<std::int32_t, std::int64_t> seek;
+  for (const auto& [p, stored] : done.offsets) {
+    auto it = parts_.find(p);
+    if (it == parts_.end() || it->second.phase != Phase::syncing) continue;  // revoked, or lost again since
+    auto& s = it->second;
+    s.stored = stored;
+    s.position = stored;
+    s.fence = stored;
+    seek[p] = stored ? *stored : RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (!seek.empty()) seek_and_resume(seek);
+}
+
+void Ingestor::seek_and_resume(const std::map<std::int32_t, std::int64_t>& offsets) {
+  // A seek discards what was fetched from the old positions (librdkafka's version barrier), so
+  // nothing read before it reaches a batch.
+  auto list = make_list(config_.kafka.topic, offsets);
+  kafka::ErrorPtr error(rd_kafka_seek_partitions(rk_.get(), list.get(), 5000));
+  std::map<std::int32_t, std::int64_t> resume;
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    auto& s = parts_.at(e.partition);
+    if (error || e.err) {
+      spdlog::debug("partition {}: seek to {} failed ({}); again shortly", e.partition, e.offset,
+                    error ? rd_kafka_error_string(error.get()) : rd_kafka_err2str(e.err));
+      s.phase = Phase::unsynced;
+      next_sync_ = Clock::now() + milliseconds(200);
+      continue;
+    }
+    s.phase = Phase::consuming;
+    resume[e.partition] = e.offset;
+  }
+  if (!resume.empty()) {
+    auto rl = make_list(config_.kafka.topic, resume);
+    rd_kafka_resume_partitions(rk_.get(), rl.get());
+  }
+}
+
+// ---- the PostgreSQL side, as the consumer thread drives it ----
+
+void Ingestor::submit(PgJob job) {
+  const auto now = Clock::now();
+  job_deadline_ = now + job_limit(session_, job);
+  busy_with_ = job.kind;
+  aborted_ = false;
+  pg_ = PgState::busy;
+  worker_->submit(std::move(job));
+}
+
+void Ingestor::submit_batch() {
+  PgJob job;
+  job.kind = PgJob::Kind::write;
+  job.batch = builder_.take();
+  // The next batch of each partition is fenced on where this one ends; if this one fails, the
+  // next is discarded unwritten and both are read again.
+  for (const auto& [p, span] : job.batch.partitions) {
+    if (auto it = parts_.find(p); it != parts_.end()) it->second.fence = span.next;
+  }
+  submit(std::move(job));
+}
+
+void Ingestor::step_pg(Clock::time_point now) {
+  if (pg_ == PgState::busy) {
+    enforce_deadline(now);
+    return;
+  }
+  if (pg_ == PgState::down) {
+    if (now < next_attempt_) return;
+    metrics_->postgres_retries.Increment();
+    PgJob job;
+    job.connect = true;
+    job.maintenance = true;
+    next_maintenance_ = now + options_.maintenance_every;
+    for (auto& [p, s] : parts_) {
+      if (s.phase == Phase::unsynced) s.phase = Phase::syncing;
+      if (s.phase == Phase::syncing) job.partitions.push_back(p);
+    }
+    submit(std::move(job));
+    return;
+  }
+  // Idle: positions first, then the batch, then the chores.
+  PgJob job;
+  if (now >= next_sync_) {
+    for (auto& [p, s] : parts_) {
+      if (s.phase == Phase::unsynced) {
+        s.phase = Phase::syncing;
+        job.partitions.push_back(p);
+      }
+    }
+  }
+  if (!job.partitions.empty()) {
+    submit(std::move(job));
+  } else if (builder_.due(now)) {
+    submit_batch();
+  } else if (now >= next_maintenance_) {
+    next_maintenance_ = now + options_.maintenance_every;
+    job.maintenance = true;
+    submit(std::move(job));
+  } else if (now - last_job_end_ >= options_.ping_every) {
+    submit(std::move(job));  // a ping: a server that froze while idle is noticed too
+  }
+}
+
+void Ingestor::enforce_deadline(Clock::time_point now) {
+  if (aborted_ || now < job_deadline_) return;
+  aborted_ = true;
+  pg_up_ = false;
+  metrics_->postgres_up.Set(0);
+  spdlog::warn("postgresql: no answer in time ({}); dropping the connection and treating PostgreSQL as down",
+               busy_with_ == PgJob::Kind::write ? "writing a batch" : "connecting or reading offsets");
+  outage_logged_ = true;
+  sink_.abort();
+}
+
+std::optional<PgDone> Ingestor::await_job() {
+  while (true) {
+    feed_watchdog();
+    if (auto done = worker_->wait_for(milliseconds(250))) return done;
+    const auto now = Clock::now();
+    enforce_deadline(now);
+    if (aborted_ && now > job_deadline_ + std::chrono::seconds(10)) {
+      spdlog::error("postgresql: the job in flight did not return after its connection was shut down");
+      return std::nullopt;  // settled later by the loop
+    }
+  }
+}
+
+void Ingestor::pg_failed(const PgFailure& failure, const char* during) {
+  ++failed_in_a_row_;
+  pg_ = PgState::down;
+  metrics_->postgres_errors.Increment();
+  metrics_->postgres_up.Set(0);
+  if (pg_up_.exchange(false) || !outage_logged_) {
+    spdlog::warn("postgresql ({}): {} failed: {}; pausing consumption and reconnecting",
+                 redact_uri(config_.postgres.uri), during, failure.describe());
+    outage_logged_ = true;
+  } else {
+    spdlog::debug("postgresql: {} failed: {}", during, failure.describe());
+  }
+  lose_positions();
+  // A job that fails again and again must not spin: each consecutive failure doubles the wait.
+  const int doublings = std::min(failed_in_a_row_ - 1, 10);
   backoff_ = std::min(options_.backoff_initial * (1 << doublings), options_.backoff_max);
   next_attempt_ = Clock::now() + backoff_;
 }
 
-void Ingestor::sync_positions() {
-  if (parts_.empty()) return;
-  std::vector<std::int32_t> ids;
-  for (const auto& [p, s] : parts_) ids.push_back(p);
-  const auto stored = sink_.read_offsets(config_.kafka.topic, ids);
-
-  if (in_doubt_) {
-    bool landed = true;
-    for (const auto& [p, span] : in_doubt_->partitions) {
-      auto it = stored.find(p);
-      if (it == stored.end() || it->second != std::optional<std::int64_t>(span.next)) landed = false;
+void Ingestor::settle(PgDone& done) {
+  pg_ = PgState::idle;
+  last_job_end_ = Clock::now();
+  const auto& job = done.job;
+  if (done.outcome == PgOutcome::ok) {
+    failed_in_a_row_ = 0;
+    if (!pg_up_.exchange(true) && outage_logged_) spdlog::info("postgresql: connected again; resuming");
+    outage_logged_ = false;
+    metrics_->postgres_up.Set(1);
+  }
+  if (job.kind == PgJob::Kind::sync) {
+    if (done.outcome == PgOutcome::ok) {
+      positions_read(done);
+    } else {
+      pg_failed(done.failure, job_name(job));
     }
-    spdlog::info("the batch whose commit was in doubt {}", landed ? "was committed" : "was not committed");
-    if (landed) {
-      metrics_->rows_written.Increment(static_cast<double>(in_doubt_->rows.size()));
-      metrics_->dead_letters.Increment(static_cast<double>(in_doubt_->dead_letters.size()));
+    return;
+  }
+  metrics_->batch_duration.Observe(done.took.count());
+  // Whatever committed (all of it, or the pieces before a failure) is stored.
+  if (done.rows_written || done.dead_letters_written || !done.committed.empty()) {
+    metrics_->rows_written.Increment(static_cast<double>(done.rows_written));
+    metrics_->dead_letters.Increment(static_cast<double>(done.dead_letters_written));
+    for (const auto& [p, next] : done.committed) {
+      if (auto it = parts_.find(p); it != parts_.end()) it->second.stored = next;
     }
-    in_doubt_.reset();
+    commit_to_kafka(done.committed);
   }
-
-  std::map<std::int32_t, std::int64_t> offsets;
-  for (auto& [p, s] : parts_) {
-    s.stored = stored.at(p);
-    s.position = s.stored;
-    s.fence = s.stored;
-    s.synced = true;
-    offsets[p] = s.stored ? *s.stored : RD_KAFKA_OFFSET_BEGINNING;
+  switch (done.outcome) {
+    case PgOutcome::ok:
+      metrics_->batches_committed.Increment();
+      spdlog::debug("batch: {} rows, {} dead letters ({} refused by PostgreSQL), written in {:.1f} ms",
+                    done.rows_written, done.dead_letters_written, done.refused, done.took.count() * 1000);
+      return;
+    case PgOutcome::fenced:
+      metrics_->batches_fenced.Increment();
+      spdlog::info("batch of {} messages fenced: another writer has moved on; re-reading offsets",
+                   job.batch.messages());
+      lose_positions();
+      return;
+    case PgOutcome::in_doubt:
+      metrics_->batches_failed.Increment();
+      in_doubt_ = InDoubt{done.in_doubt, done.in_doubt_rows, done.in_doubt_dead_letters};
+      pg_failed(done.failure, "commit (outcome unknown)");
+      return;
+    case PgOutcome::failed:
+      metrics_->batches_failed.Increment();
+      pg_failed(done.failure, "writing a batch");
+      return;
   }
-  // Re-assigning with explicit offsets restarts every fetcher there and discards what was
-  // prefetched from the old positions.
-  auto list = make_list(config_.kafka.topic, offsets);
-  if (auto err = rd_kafka_assign(rk_.get(), list.get())) {
-    throw std::runtime_error(std::string("kafka assign: ") + rd_kafka_err2str(err));
-  }
-  rd_kafka_resume_partitions(rk_.get(), list.get());
 }
 
-void Ingestor::try_reconnect() {
-  if (Clock::now() < next_attempt_) return;
-  metrics_->postgres_retries.Increment();
+// ---- the PostgreSQL thread ----
+
+void Ingestor::run_job(PgDone& done) {
+  const auto& job = done.job;
   try {
-    sink_.connect();
-    sync_positions();
-    pg_up_ = true;
-    metrics_->postgres_up.Set(1);
-    next_maintenance_ = Clock::now();
-    if (outage_logged_) spdlog::info("postgresql: connected again; resuming");
-    outage_logged_ = false;
-  } catch (const std::exception& e) {
-    sink_.disconnect();
-    for (auto& [p, s] : parts_) s.synced = false;
-    if (!outage_logged_) {
-      spdlog::warn("postgresql: cannot connect to {}: {}; retrying with backoff", redact_uri(config_.postgres.uri),
-                   e.what());
-      outage_logged_ = true;
-    } else {
-      spdlog::debug("postgresql: still unavailable: {}", e.what());
+    if (job.connect || !sink_.connected()) sink_.connect();
+    if (job.kind == PgJob::Kind::write) {
+      ensure_days(job.batch);
+      done.outcome = write_isolating(std::move(done.job.batch), done) ? PgOutcome::ok : PgOutcome::fenced;
+      return;
     }
-    metrics_->postgres_errors.Increment();
-    backoff_ = std::min(std::max(backoff_ * 2, options_.backoff_initial), options_.backoff_max);
-    next_attempt_ = Clock::now() + backoff_;
+    if (job.maintenance) maintenance();
+    if (!job.partitions.empty()) {
+      done.offsets = sink_.read_offsets(config_.kafka.topic, job.partitions);
+    } else if (!job.connect && !job.maintenance) {
+      sink_.ping();
+    }
+    done.outcome = PgOutcome::ok;
+  } catch (const pqxx::in_doubt_error& e) {
+    done.outcome = PgOutcome::in_doubt;
+    done.failure = PgFailure::from(e);
+    sink_.disconnect();
+  } catch (const std::exception& e) {
+    done.outcome = PgOutcome::failed;
+    done.failure = PgFailure::from(e);
+    sink_.disconnect();
+  }
+}
+
+bool Ingestor::write_isolating(Batch batch, PgDone& done) {
+  try {
+    if (sink_.write(batch) == PgSink::Result::fenced) return false;
+    done.rows_written += batch.rows.size();
+    done.dead_letters_written += batch.dead_letters.size();
+    for (const auto& [p, span] : batch.partitions) done.committed[p] = span.next;
+    return true;
+  } catch (const pqxx::in_doubt_error&) {
+    done.in_doubt = batch.partitions;
+    done.in_doubt_rows = batch.rows.size();
+    done.in_doubt_dead_letters = batch.dead_letters.size();
+    throw;
+  } catch (const pqxx::sql_error& e) {
+    const auto failure = PgFailure::from(e);
+    if (failure.is_retryable() || batch.rows.empty()) throw;
+    if (batch.messages() > 1) {
+      spdlog::debug("postgresql refused a batch of {} messages ({}); splitting it", batch.messages(),
+                    failure.describe());
+      auto [first, second] = split_batch(std::move(batch));
+      return write_isolating(std::move(first), done) && write_isolating(std::move(second), done);
+    }
+    // The one message PostgreSQL refuses: a dead letter with the server's reason and its bytes.
+    auto dl = refused_row(batch, 0, "refused by PostgreSQL: " + failure.describe());
+    spdlog::warn("partition {} offset {}: {}; stored in dead_letters", dl.partition, dl.offset, dl.reason);
+    batch.rows.clear();
+    batch.origins.clear();
+    batch.raw.clear();
+    batch.dead_letters.push_back(std::move(dl));
+    ++done.refused;
+    return write_isolating(std::move(batch), done);
   }
 }
 
@@ -233,12 +538,30 @@ void Ingestor::maintenance() {
     if (dropped > 0) spdlog::info("retention: dropped {} partition(s) older than {} days", dropped,
                                   *config_.writer.retention_days);
   }
-  next_maintenance_ = Clock::now() + options_.maintenance_every;
 }
+
+void Ingestor::ensure_days(const Batch& batch) {
+  // Partitions for the days in the batch (a month back at most: older rows go to the default
+  // partition rather than create a table per stray day).
+  const auto today = today_utc();
+  const auto oldest = today - std::chrono::days(config_.writer.retention_days.value_or(31));
+  std::set<std::chrono::sys_days> days;
+  for (const auto& r : batch.rows) {
+    const auto d = std::chrono::floor<std::chrono::days>(r.scheduled_at);
+    if (d >= oldest && d <= today + std::chrono::days(2)) days.insert(std::chrono::sys_days(d));
+  }
+  sink_.ensure_partitions(days);
+}
+
+// ---- Kafka ----
 
 void Ingestor::on_message(const rd_kafka_message_t* msg) {
   if (msg->err) {
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+      on_fatal(rk_.get());
+      return;
+    }
     const auto now = Clock::now();
     if (now - last_kafka_warning_ > std::chrono::seconds(10)) {
       last_kafka_warning_ = now;
@@ -248,7 +571,7 @@ void Ingestor::on_message(const rd_kafka_message_t* msg) {
   }
   kafka_up_ = true;
   auto it = parts_.find(msg->partition);
-  if (it == parts_.end() || !it->second.synced) return;  // not ours, or position unknown: read again later
+  if (it == parts_.end() || it->second.phase != Phase::consuming) return;  // not ours, or position unknown
   auto& s = it->second;
   if (s.position) {
     if (msg->offset < *s.position) return;  // fetched before a seek; already handled
@@ -278,94 +601,19 @@ void Ingestor::on_message(const rd_kafka_message_t* msg) {
   s.position = msg->offset + 1;
 }
 
-void Ingestor::commit_to_kafka(const Batch& batch) {
-  std::map<std::int32_t, std::int64_t> offsets;
-  for (const auto& [p, span] : batch.partitions) offsets[p] = span.next;
-  auto list = make_list(batch.topic, offsets);
+void Ingestor::commit_to_kafka(const std::map<std::int32_t, std::int64_t>& offsets) {
+  if (offsets.empty()) return;
+  auto list = make_list(config_.kafka.topic, offsets);
   rd_kafka_commit(rk_.get(), list.get(), 1);  // async: only lag tools read it
-  for (const auto& [p, span] : batch.partitions) {
+  for (const auto& [p, next] : offsets) {
     std::int64_t lo = 0;
     std::int64_t hi = 0;
-    if (rd_kafka_get_watermark_offsets(rk_.get(), batch.topic.c_str(), p, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+    if (parts_.count(p) &&
+        rd_kafka_get_watermark_offsets(rk_.get(), config_.kafka.topic.c_str(), p, &lo, &hi) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
         hi >= 0) {
-      metrics_->set_lag(batch.topic, p, static_cast<double>(std::max<std::int64_t>(0, hi - span.next)));
+      metrics_->set_lag(config_.kafka.topic, p, static_cast<double>(std::max<std::int64_t>(0, hi - next)));
     }
-  }
-}
-
-void Ingestor::ensure_days(const Batch& batch) {
-  // Partitions for the days in the batch (a month back at most: older rows go to the default
-  // partition rather than create a table per stray day).
-  const auto today = today_utc();
-  const auto oldest = today - std::chrono::days(config_.writer.retention_days.value_or(31));
-  std::set<std::chrono::sys_days> days;
-  for (const auto& r : batch.rows) {
-    const auto d = std::chrono::floor<std::chrono::days>(r.scheduled_at);
-    if (d >= oldest && d <= today + std::chrono::days(2)) days.insert(std::chrono::sys_days(d));
-  }
-  sink_.ensure_partitions(days);
-}
-
-void Ingestor::submit() {
-  Batch batch = builder_.take();
-  // The next batch of each partition is fenced on where this one ends; if this one fails, the
-  // next is discarded unwritten (settle) and both are read again.
-  for (const auto& [p, span] : batch.partitions) {
-    if (auto it = parts_.find(p); it != parts_.end()) it->second.fence = span.next;
-  }
-  worker_->submit(std::move(batch));
-}
-
-void Ingestor::settle_worker() {
-  if (!worker_ || !worker_->busy()) return;
-  auto done = worker_->wait();
-  settle(done);
-}
-
-void Ingestor::flush_now() {
-  settle_worker();
-  if (builder_.empty() || !sink_.connected()) return;
-  submit();
-  settle_worker();
-}
-
-void Ingestor::settle(BatchDone& done) {
-  const auto& batch = done.batch;
-  metrics_->batch_duration.Observe(done.took.count());
-  switch (done.outcome) {
-    case BatchOutcome::committed:
-      failed_in_a_row_ = 0;
-      metrics_->batches_committed.Increment();
-      metrics_->rows_written.Increment(static_cast<double>(batch.rows.size()));
-      metrics_->dead_letters.Increment(static_cast<double>(batch.dead_letters.size()));
-      for (const auto& [p, span] : batch.partitions) {
-        if (auto it = parts_.find(p); it != parts_.end()) it->second.stored = span.next;
-      }
-      spdlog::debug("batch: {} rows, {} dead letters, written in {:.1f} ms", batch.rows.size(),
-                    batch.dead_letters.size(), done.took.count() * 1000);
-      commit_to_kafka(batch);
-      return;
-    case BatchOutcome::fenced:
-      metrics_->batches_fenced.Increment();
-      spdlog::info("batch of {} messages fenced: another writer has moved on; re-reading offsets", batch.messages());
-      builder_.discard();
-      try {
-        sync_positions();
-      } catch (const std::exception& e) {
-        on_pg_failure(e, "re-reading offsets");
-      }
-      return;
-    case BatchOutcome::in_doubt:
-      ++failed_in_a_row_;
-      metrics_->batches_failed.Increment();
-      in_doubt_ = std::move(done.batch);
-      on_pg_failure(std::runtime_error(done.error), "commit (outcome unknown)");
-      return;
-    case BatchOutcome::failed:
-      ++failed_in_a_row_;
-      metrics_->batches_failed.Increment();
-      on_pg_failure(std::runtime_error(done.error), "writing a batch");
-      return;
   }
 }
 
@@ -381,7 +629,15 @@ void Ingestor::check_kafka() {
   }
 }
 
-void Ingestor::run() {
+void Ingestor::feed_watchdog() {
+  if (!watchdog_) return;
+  const auto now = Clock::now();
+  if (now < next_watchdog_) return;
+  service::notify_watchdog();
+  next_watchdog_ = now + *watchdog_ / 2;
+}
+
+bool Ingestor::run() {
   try {
     kafka::ensure_topic(rk_.get(), config_.kafka.topic, config_.kafka.topic_partitions, 10000);
   } catch (const std::exception& e) {
@@ -395,60 +651,56 @@ void Ingestor::run() {
       throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
     }
   }
+  spdlog::info("kafka: group {} as instance {}", config_.writer.group_id, config_.writer.instance_id);
   kafka_up_ = true;  // until librdkafka says all brokers are down
-  backoff_ = std::chrono::milliseconds(0);
+  pg_ = PgState::down;
   next_attempt_ = Clock::now();
-  const auto watchdog = service::watchdog_interval();
-  auto next_watchdog = Clock::now();
+  if (auto w = service::watchdog_interval()) watchdog_ = std::chrono::duration_cast<Clock::duration>(*w);
 
-  while (!stop_.load()) {
-    const auto now = Clock::now();
-    if (watchdog && now >= next_watchdog) {
-      service::notify_watchdog();
-      next_watchdog = now + *watchdog / 2;
-    }
+  while (!stop_.load() && !fatal_.load()) {
+    feed_watchdog();
     if (auto done = worker_->poll()) settle(*done);
-    if (!worker_->busy()) {
-      if (!sink_.connected()) {
-        try_reconnect();
-      } else if (now >= next_maintenance_) {
-        try {
-          maintenance();
-        } catch (const std::exception& e) {
-          on_pg_failure(e, "partition maintenance");
-        }
-      }
-    }
+    step_pg(Clock::now());
     check_kafka();
-
-    if (!builder_.full()) {
-      auto timeout = std::chrono::milliseconds(100);
-      if (auto deadline = builder_.deadline()) {
-        timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now),
-                             std::chrono::milliseconds(0), timeout);
-      }
-      if (kafka::MessagePtr msg{rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count()))}) {
-        on_message(msg.get());
-        // Drain what librdkafka already holds without waiting, up to a full batch.
-        while (!builder_.full()) {
-          kafka::MessagePtr next{rd_kafka_consumer_poll(rk_.get(), 0)};
-          if (!next) break;
-          on_message(next.get());
-        }
-      }
+    if (builder_.full()) {
+      // One batch in flight and the next one ready: this is the back-pressure. Bounded: past the
+      // deadline the job is aborted and returns.
+      if (auto done = worker_->wait_for(milliseconds(100))) settle(*done);
+      continue;
     }
-    if (sink_.connected() && builder_.due(Clock::now())) {
-      settle_worker();  // one batch in flight at most: this is the back-pressure
-      if (sink_.connected() && !builder_.empty()) submit();
+    auto timeout = milliseconds(100);
+    if (auto deadline = builder_.deadline()) {
+      timeout = std::clamp(std::chrono::duration_cast<milliseconds>(*deadline - Clock::now()), milliseconds(0),
+                           timeout);
+    }
+    if (pg_ == PgState::busy) timeout = std::min(timeout, milliseconds(20));  // settle it soon after it ends
+    if (kafka::MessagePtr msg{rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count()))}) {
+      on_message(msg.get());
+      // Drain what librdkafka already holds without waiting, up to a full batch.
+      while (!builder_.full()) {
+        kafka::MessagePtr next{rd_kafka_consumer_poll(rk_.get(), 0)};
+        if (!next) break;
+        on_message(next.get());
+      }
     }
   }
 
-  // Finish the batches in flight if PostgreSQL is there; otherwise they are read again next time.
-  flush_now();
+  if (!fatal_) {
+    // Finish the batch in flight and the one built if PostgreSQL is there; otherwise they are
+    // read again next time.
+    if (pg_ == PgState::busy) {
+      if (auto done = await_job()) settle(*done);
+    }
+    if (pg_ == PgState::idle && !builder_.empty()) {
+      submit_batch();
+      if (auto done = await_job()) settle(*done);
+    }
+  }
   builder_.discard();
   spdlog::info("leaving the consumer group");
   rd_kafka_consumer_close(rk_.get());
   pg_up_ = false;
+  return !fatal_;
 }
 
 }  // namespace webmon::writer

@@ -1,5 +1,7 @@
 #include "webmon/writer/sink.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include <pqxx/pqxx>
@@ -49,37 +51,63 @@ std::string iso_day(std::chrono::sys_days day) {
 
 }  // namespace
 
-PgSink::PgSink(std::string uri, std::string group_id) : uri_(std::move(uri)), group_id_(std::move(group_id)) {}
+PgSink::PgSink(std::string conninfo, std::string group_id)
+    : conninfo_(std::move(conninfo)), group_id_(std::move(group_id)) {}
 PgSink::~PgSink() = default;
 
+void PgSink::abort() noexcept {
+  std::lock_guard lock(socket_mutex_);
+  if (socket_ >= 0) ::shutdown(socket_, SHUT_RDWR);
+}
+
+void PgSink::ping() {
+  pqxx::nontransaction nt(*conn_);
+  nt.exec("SELECT 1");
+}
+
 void PgSink::connect() {
-  auto conn = std::make_unique<pqxx::connection>(uri_);
-  // A broken connection is never used again (the writer calls disconnect() and connect()), so
-  // pqxx's own reactivation never comes into play.
-  // Rows and offsets commit together, so a commit lost in a PostgreSQL crash loses both, and the
-  // writer reads those messages again from the offsets that survived: exactly once holds without
-  // waiting for each commit's WAL flush. (WAL is replayed in order, so no later commit survives
-  // an earlier lost one.)
+  disconnect();
+  auto conn = std::make_unique<pqxx::connection>(conninfo_);
   {
-    pqxx::nontransaction nt(*conn);
-    nt.exec("SET synchronous_commit = off");
+    std::lock_guard lock(socket_mutex_);
+    socket_ = conn->sock();
   }
-  // Ids learnt before may belong to transactions a crash undid: learn them again.
-  targets_.clear();
-  checkers_.clear();
-  known_days_.clear();
-  {
-    pqxx::read_transaction tx(*conn);
-    for (const auto& row : tx.exec(
-             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-             "WHERE i.inhparent = 'checks'::regclass")) {
-      if (auto day = day_of_partition(row[0].as<std::string>())) known_days_.insert(*day);
+  try {
+    // A broken connection is never used again (the writer calls disconnect() and connect()), so
+    // pqxx's own reactivation never comes into play.
+    // Rows and offsets commit together, so a commit lost in a PostgreSQL crash loses both, and the
+    // writer reads those messages again from the offsets that survived: exactly once holds without
+    // waiting for each commit's WAL flush. (WAL is replayed in order, so no later commit survives
+    // an earlier lost one.)
+    {
+      pqxx::nontransaction nt(*conn);
+      nt.exec("SET synchronous_commit = off");
     }
+    // Ids learnt before may belong to transactions a crash undid: learn them again.
+    targets_.clear();
+    checkers_.clear();
+    known_days_.clear();
+    {
+      pqxx::read_transaction tx(*conn);
+      for (const auto& row : tx.exec(
+               "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+               "WHERE i.inhparent = 'checks'::regclass")) {
+        if (auto day = day_of_partition(row[0].as<std::string>())) known_days_.insert(*day);
+      }
+    }
+    conn_ = std::move(conn);
+  } catch (...) {
+    std::lock_guard lock(socket_mutex_);
+    socket_ = -1;
+    throw;
   }
-  conn_ = std::move(conn);
 }
 
 void PgSink::disconnect() noexcept {
+  {
+    std::lock_guard lock(socket_mutex_);
+    socket_ = -1;
+  }
   try {
     conn_.reset();
   } catch (...) {

@@ -16,6 +16,7 @@
 #include "webmon/writer/ingest.hpp"
 #include "webmon/writer/metrics.hpp"
 #include "webmon/writer/migrations.hpp"
+#include "webmon/writer/pg_session.hpp"
 
 namespace webmon::writer {
 namespace {
@@ -67,7 +68,7 @@ bool migrate(const Config& config, const std::atomic<bool>& stop, WriterMetrics&
   bool warned = false;
   while (!stop) {
     try {
-      const auto report = apply_migrations(config.postgres.uri);
+      const auto report = apply_migrations(pg_session(config.postgres).conninfo);
       spdlog::info("schema: {} migration(s) applied now, {} already", report.applied.size(), report.already_applied);
       return true;
     } catch (const MigrationError&) {
@@ -105,12 +106,14 @@ int run_writer(const Config& config) {
     }
     spdlog::info("webmon-writer: topic {}, group {}, postgresql {}", config.kafka.topic, config.writer.group_id,
                  redact_uri(config.postgres.uri));
+    bool ok = true;
     if (migrate(config, stop, *metrics)) {
       service::notify_ready();
-      ingestor.run();
+      ok = ingestor.run();
     }
     service::notify_stopping();
     if (server) server->stop();
+    if (!ok) return 1;
   } catch (const MigrationError& e) {
     spdlog::critical("schema refused: {}", e.what());
     return 1;

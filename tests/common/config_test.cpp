@@ -713,5 +713,45 @@ TEST(ConfigTargets, IdenticalRegexpsAreCompiledOnce) {
   EXPECT_EQ(cfg.targets.at(0).regexp, cfg.targets.at(1).regexp);
 }
 
+
+// The sections every component accepts, without `postgres` (lines 1-3).
+constexpr std::string_view kNoPostgres = "kafka:\n  bootstrap_servers: 127.0.0.1:9092\ntargets: []\n";
+
+TEST(Config, PostgresDeadlinesAndWriterInstanceId) {
+  const auto defaults = parse_ok(base_plus(""));
+  EXPECT_EQ(defaults.postgres.connect_timeout_seconds, 10);
+  EXPECT_EQ(defaults.postgres.keepalives_idle_seconds, 10);
+  EXPECT_EQ(defaults.postgres.keepalives_interval_seconds, 5);
+  EXPECT_EQ(defaults.postgres.keepalives_count, 3);
+  EXPECT_EQ(defaults.postgres.statement_timeout_ms, 20000);
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(defaults.writer.instance_id, host);  // with no writer section at all
+
+  const auto given = parse_ok(std::string(kNoPostgres) + "postgres:\n  uri: \"host=db\"\n  connect_timeout_seconds: 3\n"
+                                        "  keepalives_idle_seconds: 20\n  keepalives_interval_seconds: 2\n"
+                                        "  keepalives_count: 9\n  statement_timeout_ms: 0\n"
+                                        "writer:\n  instance_id: writer-2.eu_west\n  batch_max_rows: 10\n");
+  EXPECT_EQ(given.postgres.connect_timeout_seconds, 3);
+  EXPECT_EQ(given.postgres.keepalives_idle_seconds, 20);
+  EXPECT_EQ(given.postgres.keepalives_interval_seconds, 2);
+  EXPECT_EQ(given.postgres.keepalives_count, 9);
+  EXPECT_EQ(given.postgres.statement_timeout_ms, 0);
+  EXPECT_EQ(given.writer.instance_id, "writer-2.eu_west");
+  EXPECT_EQ(parse_ok(base_plus("writer:\n  batch_max_rows: 10\n")).writer.instance_id, host);
+}
+
+TEST(ConfigErrors, PostgresDeadlinesAndWriterInstanceIdChecked) {
+  expect_one_error(std::string(kNoPostgres) + ("postgres:\n  uri: x\n  connect_timeout_seconds: 0\n"), 6, 28,
+                   "postgres.connect_timeout_seconds", "0 is out of range (1..3600)");
+  expect_one_error(std::string(kNoPostgres) + ("postgres:\n  uri: x\n  keepalives_count: 101\n"), 6, 21, "postgres.keepalives_count",
+                   "out of range");
+  expect_one_error(std::string(kNoPostgres) + ("postgres:\n  uri: x\n  statement_timeout_ms: -1\n"), 6, 25,
+                   "postgres.statement_timeout_ms", "out of range");
+  expect_one_error(base_plus("writer:\n  instance_id: \"two words\"\n"), 10, 16, "writer.instance_id",
+                   "only ASCII letters, digits");
+  expect_one_error(base_plus("writer:\n  instance_id: \"\"\n"), 10, 16, "writer.instance_id", "");
+}
+
 }  // namespace
 }  // namespace webmon

@@ -225,5 +225,82 @@ TEST(BatchBuilder, DiscardForgetsEverything) {
   EXPECT_TRUE(b.take().partitions.empty());
 }
 
+TEST(SplitBatch, OnePartitionSplitsAtTheMedianOffsetAndChainsTheFence) {
+  BatchBuilder b(100, 1s);
+  const auto t0 = BatchBuilder::Clock::now();
+  for (std::int64_t off = 10; off < 15; ++off) {
+    auto r = sample("t" + std::to_string(off));
+    b.add(message(off == 12 ? std::string("junk") : encode_check_result(r), 0, off), 10, t0);
+  }
+  auto batch = b.take();
+  ASSERT_EQ(batch.rows.size(), 4u);
+  ASSERT_EQ(batch.origins.size(), 4u);
+  auto [first, second] = split_batch(std::move(batch));
+  // offsets 10 11 | 12 13 14 (12 is the dead letter)
+  EXPECT_EQ(first.partitions.at(0).expected, 10);
+  EXPECT_EQ(first.partitions.at(0).next, 12);
+  EXPECT_EQ(second.partitions.at(0).expected, 12);
+  EXPECT_EQ(second.partitions.at(0).next, 15);
+  ASSERT_EQ(first.rows.size(), 2u);
+  EXPECT_EQ(first.rows[0].target, "t10");
+  EXPECT_EQ(first.rows[1].target, "t11");
+  ASSERT_EQ(second.rows.size(), 2u);
+  EXPECT_EQ(second.rows[0].target, "t13");
+  ASSERT_EQ(second.dead_letters.size(), 1u);
+  EXPECT_EQ(second.dead_letters[0].offset, 12);
+  EXPECT_TRUE(first.dead_letters.empty());
+  // The raw bytes travel with their rows.
+  const auto dl = refused_row(second, 1, "refused");
+  EXPECT_EQ(dl.offset, 14);
+  EXPECT_EQ(dl.key, std::optional<std::string>("example"));
+  EXPECT_EQ(dl.value, std::optional<std::string>(encode_check_result(sample("t14"))));
+  EXPECT_EQ(dl.reason, "refused");
+}
+
+TEST(SplitBatch, SeveralPartitionsSplitByPartition) {
+  BatchBuilder b(100, 1s);
+  const auto t0 = BatchBuilder::Clock::now();
+  const auto json = encode_check_result(sample());
+  for (std::int32_t p = 0; p < 3; ++p) {
+    b.add(message(json, p, 100 + p), std::nullopt, t0);
+    b.add(message(json, p, 101 + p), std::nullopt, t0);
+  }
+  auto [first, second] = split_batch(b.take());
+  EXPECT_EQ(first.partitions.size(), 2u);
+  EXPECT_EQ(second.partitions.size(), 1u);
+  EXPECT_EQ(first.rows.size(), 4u);
+  EXPECT_EQ(second.rows.size(), 2u);
+  EXPECT_EQ(second.partitions.at(2).next, 104);
+  EXPECT_FALSE(second.partitions.at(2).expected);
+  for (const auto& o : second.origins) EXPECT_EQ(o.partition, 2);
+}
+
+TEST(SplitBatch, SplittingAgainEndsAtSingleMessages) {
+  BatchBuilder b(100, 1s);
+  const auto t0 = BatchBuilder::Clock::now();
+  for (std::int64_t off = 0; off < 7; ++off) b.add(message(encode_check_result(sample()), 0, off), 0, t0);
+  std::vector<Batch> pending{b.take()};
+  std::vector<Batch> singles;
+  while (!pending.empty()) {
+    Batch x = std::move(pending.back());
+    pending.pop_back();
+    if (x.messages() == 1) {
+      singles.push_back(std::move(x));
+      continue;
+    }
+    auto [l, r] = split_batch(std::move(x));
+    ASSERT_GT(l.messages(), 0u);
+    ASSERT_GT(r.messages(), 0u);
+    pending.push_back(std::move(l));
+    pending.push_back(std::move(r));
+  }
+  ASSERT_EQ(singles.size(), 7u);
+  for (const auto& s : singles) {
+    const auto off = s.origins.at(0).offset;
+    EXPECT_EQ(s.partitions.at(0).expected, off == 0 ? 0 : off);
+    EXPECT_EQ(s.partitions.at(0).next, off + 1);
+  }
+}
+
 }  // namespace
 }  // namespace webmon::writer

@@ -1,13 +1,21 @@
 // Fault: exactly once under kills and restarts, with the real Kafka, PostgreSQL and webmon-writer.
 // Messages are produced at a steady pace in the background so that the faults land during the
 // ingest, and every test prints rows expected, rows found and duplicates.
+#include <signal.h>
+#include <sys/types.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include "support/http_client.hpp"
 #include "writer_fixture.hpp"
 
 namespace webmon::writer::test {
@@ -59,24 +67,32 @@ void create_topic(const std::string& topic) {
   p.create_topic(topic, kPartitions);
 }
 
-TEST(WriterFault, KilledWithSigkillEveryTwoSeconds) {
+TEST(WriterFault, KilledWithSigkillAndRestartedAtOnceWithTheDefaultConfig) {
+  // No writer.instance_id and no kafka.properties: the defaults (static membership as the host
+  // name, a 10 s session) are what lets a restarted writer take its partitions back at once.
   TestDatabase db;
   TempDir dir;
   const TestTopic topic_guard("wf_topic");
   const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
-  BackgroundProducer producer(topic, kMessages, 10s);
+  BackgroundProducer producer(topic, kMessages, 20s);
 
   WriterOptions options;
   options.batch_max_rows = 2000;
-  options.instance_id = "writer-1";  // a restarted writer takes its place in the group at once
   int kills_during_ingest = 0;
   int run = 0;
+  std::vector<double> first_batch_seconds;  // from each start to its first committed batch
   const auto give_up = std::chrono::steady_clock::now() + 4min;
   while (counts(db).rows < kMessages && std::chrono::steady_clock::now() < give_up) {
+    const auto before = counts(db).rows;
+    const auto started = std::chrono::steady_clock::now();
     Writer writer(dir.path(), "run" + std::to_string(run++), topic, group, db.uri(), options);
-    std::this_thread::sleep_for(2s);
+    if (!eventually([&] { return counts(db).rows > before || counts(db).rows >= kMessages; }, 120s)) break;
+    if (run > 1) {  // the first start joins a new group; the restarts are what is measured
+      first_batch_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+    std::this_thread::sleep_for(1s);
     writer.kill();
     if (counts(db).rows < kMessages) ++kills_during_ingest;
   }
@@ -84,9 +100,21 @@ TEST(WriterFault, KilledWithSigkillEveryTwoSeconds) {
   EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << last.log();
   EXPECT_EQ(last.stop(), 0) << last.log();
   const auto c = counts(db);
-  report("killed every 2 s (" + std::to_string(kills_during_ingest) + " kills during the ingest)", kMessages, c);
+  std::string times;
+  double slowest = 0;
+  for (double t : first_batch_seconds) {
+    times += (times.empty() ? "" : ", ") + std::to_string(t).substr(0, 4);
+    slowest = std::max(slowest, t);
+  }
+  report("SIGKILL and restart at once, default config (" + std::to_string(kills_during_ingest) +
+             " kills during the ingest; restart to first committed batch: " + times + " s)",
+         kMessages, c);
   EXPECT_EQ(producer.error(), "");
   EXPECT_GE(kills_during_ingest, 2);
+  EXPECT_FALSE(first_batch_seconds.empty());
+  // Not a speed test: a restart that waited for the killed member's session to expire would take
+  // librdkafka's default session.timeout.ms (45 s) at least; static membership takes seconds.
+  EXPECT_LT(slowest, 45.0) << times;
   EXPECT_EQ(c.rows, kMessages);
   EXPECT_EQ(c.duplicates, 0);
   EXPECT_EQ(c.dead_letters, 0);
@@ -155,33 +183,62 @@ TEST(WriterFault, KafkaRestartedDuringIngest) {
   EXPECT_EQ(c.duplicates, 0);
 }
 
-TEST(WriterFault, TwoWritersInOneGroupOneStoppedAndRestarted) {
+// Two writers in one group (each its own instance id), one stopped and started again.
+void two_writers_one_restarted(const std::vector<std::pair<std::string, std::string>>& properties,
+                               const std::string& what) {
   TestDatabase db;
   TempDir dir;
   const TestTopic topic_guard("wf_topic");
   const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
-  WriterOptions options;
-  options.batch_max_rows = 2000;
-  Writer a(dir.path(), "a", topic, group, db.uri(), options);
-  auto b = std::make_unique<Writer>(dir.path(), "b1", topic, group, db.uri(), options);
-  BackgroundProducer producer(topic, kMessages, 12s);
+  WriterOptions a_options;
+  a_options.batch_max_rows = 2000;
+  a_options.kafka_properties = properties;
+  a_options.instance_id = "writer-a";
+  WriterOptions b_options = a_options;
+  b_options.instance_id = "writer-b";
+  Writer a(dir.path(), "a", topic, group, db.uri(), a_options);
+  auto b = std::make_unique<Writer>(dir.path(), "b1", topic, group, db.uri(), b_options);
+  BackgroundProducer producer(topic, kMessages, 30s);
 
-  std::this_thread::sleep_for(3s);
+  auto count = [](const std::string& log, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return count(b->log(), "assigned ") >= 1 && counts(db).rows > 0; }, 60s)) << b->log();
   EXPECT_EQ(b->stop(), 0) << b->log();
   const auto at_stop = counts(db).rows;
-  std::this_thread::sleep_for(2s);
-  b = std::make_unique<Writer>(dir.path(), "b2", topic, group, db.uri(), options);
+  // A static member that stops does not leave: its partitions move to `a` when its session
+  // expires (a rebalance), and back in part when it starts again (another one).
+  const auto a_assigned = count(a.log(), "assigned ");
+  EXPECT_TRUE(eventually([&] { return count(a.log(), "assigned ") > a_assigned; }, 90s)) << a.log();
+  const auto a_revoked = count(a.log(), "revoked ");
+  b = std::make_unique<Writer>(dir.path(), "b2", topic, group, db.uri(), b_options);
+  EXPECT_TRUE(eventually([&] { return count(a.log(), "revoked ") > a_revoked; }, 90s)) << a.log();
   EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << a.log();
   EXPECT_EQ(b->stop(), 0) << b->log();
   EXPECT_EQ(a.stop(), 0) << a.log();
   const auto c = counts(db);
-  report("two writers, one stopped at " + std::to_string(at_stop) + " rows and restarted", kMessages, c);
+  report(what + ", one stopped at " + std::to_string(at_stop) + " rows and restarted", kMessages, c);
   EXPECT_EQ(producer.error(), "");
   EXPECT_LT(at_stop, kMessages);
   EXPECT_EQ(c.rows, kMessages);
   EXPECT_EQ(c.duplicates, 0);
+  const bool cooperative = !properties.empty();
+  for (const auto* w : {&a, b.get()}) {
+    EXPECT_NE(w->log().find(cooperative ? "(COOPERATIVE rebalance protocol)" : "(EAGER rebalance protocol)"),
+              std::string::npos)
+        << w->log();
+  }
+}
+
+TEST(WriterFault, TwoWritersInOneGroupOneStoppedAndRestarted) { two_writers_one_restarted({}, "two writers"); }
+
+TEST(WriterFault, TwoWritersWithCooperativeStickyOneStoppedAndRestarted) {
+  two_writers_one_restarted({{"partition.assignment.strategy", "cooperative-sticky"}},
+                            "two writers, cooperative-sticky");
 }
 
 TEST(WriterFault, OnePercentGarbageGoesToDeadLetters) {
@@ -246,6 +303,159 @@ TEST(WriterFault, OnePercentGarbageGoesToDeadLetters) {
   EXPECT_EQ(stored, garbage_keys);
   EXPECT_EQ(nt.exec("SELECT count(*) FROM dead_letters WHERE reason LIKE '%schema_version%'")[0][0].as<int>(),
             static_cast<int>(garbage_keys.size() / 4));
+}
+
+// The stack's PostgreSQL, every process of it stopped with SIGSTOP (the postmaster first, so that
+// it forks no new backend, then its children), and continued again by the destructor whatever
+// the test's outcome. The pids come from the stack's postmaster.pid and the parent pids in /proc,
+// never from process names.
+class FrozenPostgres {
+ public:
+  FrozenPostgres() {
+    const char* dir = std::getenv("WEBMON_STACK_DIR");
+    const std::filesystem::path stack = dir ? std::filesystem::path(dir) : std::filesystem::path(WEBMON_SOURCE_DIR) / ".stack";
+    std::ifstream pidfile(stack / "postgres" / "data" / "postmaster.pid");
+    pid_t postmaster = 0;
+    if (!(pidfile >> postmaster) || postmaster <= 1) throw std::runtime_error("no postmaster.pid under " + stack.string());
+    stop(postmaster);
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const auto name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream stat(entry.path() / "stat");
+      std::string line;
+      if (!std::getline(stat, line)) continue;
+      const auto close = line.rfind(')');  // "pid (comm) state ppid ..."
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      char state = 0;
+      pid_t ppid = 0;
+      if (rest >> state >> ppid && ppid == postmaster) stop(static_cast<pid_t>(std::stoi(name)));
+    }
+  }
+  ~FrozenPostgres() { thaw(); }
+  FrozenPostgres(const FrozenPostgres&) = delete;
+  FrozenPostgres& operator=(const FrozenPostgres&) = delete;
+  void thaw() {
+    for (auto it = stopped_.rbegin(); it != stopped_.rend(); ++it) ::kill(*it, SIGCONT);
+    stopped_.clear();
+  }
+  std::size_t processes() const { return stopped_.size(); }
+
+ private:
+  void stop(pid_t pid) {
+    if (::kill(pid, SIGSTOP) == 0) stopped_.push_back(pid);
+  }
+  std::vector<pid_t> stopped_;
+};
+
+TEST(WriterFault, PostgresFrozenWithSigstopForAMinuteDuringIngest) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
+  create_topic(topic);
+  WriterOptions options;
+  options.batch_max_rows = 2000;
+  options.metrics_port = webmon::test::free_port();
+  Writer writer(dir.path(), "writer", topic, unique_name("wf_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return webmon::test::http_get(options.metrics_port, "/readyz").status == 200; }, 60s))
+      << writer.log();
+  BackgroundProducer producer(topic, kMessages, 20s);
+  ASSERT_TRUE(eventually([&] { return counts(db).rows > 0; }, 60s)) << writer.log();
+
+  std::int64_t before_freeze = 0;
+  double seconds_to_503 = -1;
+  std::size_t log_at_freeze = 0;
+  {
+    before_freeze = counts(db).rows;
+    log_at_freeze = writer.log().size();
+    FrozenPostgres frozen;  // continued by its destructor, also when an assertion below fails
+    const auto frozen_at = std::chrono::steady_clock::now();
+    ASSERT_GT(frozen.processes(), 1u);
+    // Polled while frozen (no query of ours can reach PostgreSQL now): the writer says it is
+    // not ready before the freeze ends.
+    const bool unready = eventually([&] { return webmon::test::http_get(options.metrics_port, "/readyz").status == 503; },
+                                    55s, 200ms);
+    if (unready) seconds_to_503 = std::chrono::duration<double>(std::chrono::steady_clock::now() - frozen_at).count();
+    std::this_thread::sleep_until(frozen_at + 60s);  // the freeze lasts a minute whatever happened
+    EXPECT_TRUE(writer.process().running()) << writer.log();
+    frozen.thaw();
+    EXPECT_TRUE(unready) << writer.log();
+  }
+  EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << writer.log();
+  EXPECT_TRUE(eventually([&] { return webmon::test::http_get(options.metrics_port, "/readyz").status == 200; }, 60s));
+  EXPECT_TRUE(writer.process().running()) << writer.log();
+  const auto since = writer.log().substr(log_at_freeze);  // up to here; stopping revokes, of course
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  const auto c = counts(db);
+  report("PostgreSQL frozen (SIGSTOP) for 60 s at " + std::to_string(before_freeze) + " rows; /readyz 503 after " +
+             std::to_string(seconds_to_503).substr(0, 4) + " s",
+         kMessages, c);
+  EXPECT_EQ(producer.error(), "");
+  EXPECT_LT(before_freeze, kMessages);
+  EXPECT_EQ(c.rows, kMessages);
+  EXPECT_EQ(c.duplicates, 0);
+  // It kept its group membership: no partition was revoked or assigned again meanwhile.
+  EXPECT_EQ(since.find("revoked"), std::string::npos) << since;
+  EXPECT_EQ(since.find("assigned"), std::string::npos) << since;
+  EXPECT_NE(since.find("no answer in time"), std::string::npos) << since;
+}
+
+TEST(WriterFault, RowThatPostgresRefusesGoesToDeadLettersAndThePartitionGoesOn) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
+  create_topic(topic);
+  WriterOptions options;
+  options.batch_max_rows = 2000;
+  Writer writer(dir.path(), "writer", topic, unique_name("wf_group"), db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return db.scalar("SELECT to_regclass('checks') IS NOT NULL") == "t"; }, 60s))
+      << writer.log();
+  // A rule the writer does not know: the decoder takes the message, PostgreSQL refuses it.
+  db.exec("ALTER TABLE checks ADD CONSTRAINT test_no_poison CHECK (error_detail IS DISTINCT FROM 'poison')");
+
+  constexpr std::int64_t kTotal = 10'000;
+  constexpr std::int64_t kPoison = 5'000;
+  std::string poison_key;
+  std::string poison_value;
+  {
+    Producer producer;
+    for (std::int64_t i = 0; i < kTotal; ++i) {
+      auto r = make_check(i, 20);
+      if (i == kPoison) r.error_detail = "poison";
+      const auto json = encode_check_result(r);
+      if (i == kPoison) {
+        poison_key = r.target;
+        poison_value = json;
+      }
+      producer.produce(topic, r.target, json);
+    }
+    producer.flush();
+  }
+  EXPECT_TRUE(eventually([&] {
+    const auto c = counts(db);
+    return c.rows + c.dead_letters >= kTotal;
+  }, 180s)) << writer.log();
+  EXPECT_TRUE(writer.process().running()) << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  const auto c = counts(db);
+  report("one row PostgreSQL refuses among " + std::to_string(kTotal), kTotal - 1, c);
+  EXPECT_EQ(c.rows, kTotal - 1);
+  EXPECT_EQ(c.duplicates, 0);
+  ASSERT_EQ(c.dead_letters, 1);
+
+  pqxx::connection conn(db.uri());
+  pqxx::nontransaction nt(conn);
+  const auto dl = nt.exec("SELECT key, value, reason FROM dead_letters");
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(pqxx::binarystring(dl[0][0]).str(), poison_key);
+  EXPECT_EQ(pqxx::binarystring(dl[0][1]).str(), poison_value);
+  const auto reason = dl[0][2].as<std::string>();
+  EXPECT_NE(reason.find("test_no_poison"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("23514"), std::string::npos) << reason;
+  // Everything after it in its partition was written too.
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM checks WHERE error_detail = 'poison'")[0][0].as<int>(), 0);
 }
 
 }  // namespace

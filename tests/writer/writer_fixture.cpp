@@ -130,12 +130,16 @@ std::filesystem::path write_writer_config(const std::filesystem::path& dir, cons
                                           const std::string& topic, const std::string& group,
                                           const std::string& pg_uri, const WriterOptions& options) {
   const auto bootstrap = options.bootstrap.empty() ? webmon::test::kafka_bootstrap() : options.bootstrap;
-  std::string yaml = "kafka:\n  bootstrap_servers: \"" + bootstrap + "\"\n  topic: \"" + topic +
-                     "\"\n  properties:\n    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"1000\"\n";
-  if (!options.instance_id.empty()) yaml += "    group.instance.id: \"" + options.instance_id + "\"\n";
+  // No tuned session timeouts or group.instance.id here: the tests run with the defaults users get.
+  std::string yaml = "kafka:\n  bootstrap_servers: \"" + bootstrap + "\"\n  topic: \"" + topic + "\"\n";
+  if (!options.kafka_properties.empty()) {
+    yaml += "  properties:\n";
+    for (const auto& [k, v] : options.kafka_properties) yaml += "    " + k + ": \"" + v + "\"\n";
+  }
   yaml += "postgres:\n  uri: \"" + pg_uri + "\"\n";
   yaml += "writer:\n  group_id: \"" + group + "\"\n  batch_max_rows: " + std::to_string(options.batch_max_rows) +
           "\n  batch_max_ms: " + std::to_string(options.batch_max_ms) + "\n";
+  if (!options.instance_id.empty()) yaml += "  instance_id: \"" + options.instance_id + "\"\n";
   if (options.metrics_port) yaml += "  metrics_listen: \"127.0.0.1:" + std::to_string(options.metrics_port) + "\"\n";
   if (options.retention_days) yaml += "  retention_days: " + std::to_string(*options.retention_days) + "\n";
   const auto path = dir / (name + ".yml");

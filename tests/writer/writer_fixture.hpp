@@ -60,7 +60,8 @@ class TestTopic {
 struct WriterOptions {
   std::size_t batch_max_rows = 5000;
   int batch_max_ms = 200;
-  std::string instance_id;  // group.instance.id: static membership, so a killed writer is replaced at once
+  std::string instance_id;  // writer.instance_id; empty: the default (the host name), as users get it
+  std::vector<std::pair<std::string, std::string>> kafka_properties;  // kafka.properties; none by default
   std::optional<int> retention_days;
   unsigned short metrics_port = 0;  // 0: no metrics endpoint
   std::string bootstrap;            // empty: the stack's Kafka

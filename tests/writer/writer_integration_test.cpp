@@ -306,12 +306,17 @@ TEST(WriterWithKafkaAndPostgres, MetricsCountRowsAndReadinessFollowsPostgres) {
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
-TEST(WriterWithKafkaAndPostgres, BatchPostgresRefusesIsRetriedWithBackoffNeverSkipped) {
+TEST(WriterWithKafkaAndPostgres, BatchThatFailsWithATransientErrorIsRetriedWithBackoffNeverSkipped) {
   TestDatabase db;
   TempDir dir;
   apply_migrations(db.uri());
-  // A rule the writer does not know about refuses some rows: their batch cannot commit.
-  db.exec("ALTER TABLE checks ADD CONSTRAINT no_dns_errors CHECK (error IS DISTINCT FROM 1)");
+  // Some rows fail with an error retrying may cure (SQLSTATE 40001, serialization failure), as
+  // long as the trigger is there: their batch cannot commit, and nothing may be dead-lettered.
+  db.exec(
+      "CREATE FUNCTION test_no_dns_errors() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "IF NEW.error = 1 THEN RAISE EXCEPTION 'no_dns_errors' USING ERRCODE = 'serialization_failure'; END IF; "
+      "RETURN NEW; END $$");
+  db.exec("CREATE TRIGGER no_dns_errors BEFORE INSERT ON checks FOR EACH ROW EXECUTE FUNCTION test_no_dns_errors()");
   const TestTopic topic_guard("wt_topic");
   const auto& topic = topic_guard.name();
   Producer producer;
@@ -333,9 +338,10 @@ TEST(WriterWithKafkaAndPostgres, BatchPostgresRefusesIsRetriedWithBackoffNeverSk
   EXPECT_LE(failed, 15) << "retries back off instead of spinning";
   EXPECT_TRUE(writer.process().running());
 
-  db.exec("ALTER TABLE checks DROP CONSTRAINT no_dns_errors");
+  db.exec("DROP TRIGGER no_dns_errors ON checks");
   ASSERT_TRUE(eventually([&] { return counts(db).rows == 100; }, 60s)) << writer.log();
   EXPECT_EQ(counts(db).duplicates, 0);
+  EXPECT_EQ(counts(db).dead_letters, 0);
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
@@ -368,6 +374,30 @@ TEST(WriterWithPostgres, WaitsWhileKafkaIsUnreachableAndStillStopsCleanly) {
   EXPECT_EQ(http_get(options.metrics_port, "/healthz").first, "200");
   EXPECT_NE(http_get(options.metrics_port, "/readyz").first, "200");
   EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
+TEST(WriterWithKafkaAndPostgres, SecondWriterWithTheSameInstanceIdTakesOverAndTheFirstSaysWhyItStops) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
+  const auto group = unique_name("wt_group");
+  Producer producer;
+  producer.create_topic(topic, 2);
+  WriterOptions options;  // both with the default instance id: the host name
+  Writer first(dir.path(), "first", topic, group, db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return first.log().find("assigned") != std::string::npos; }, 60s)) << first.log();
+  Writer second(dir.path(), "second", topic, group, db.uri(), options);
+  const auto status = first.process().wait_for_exit(90s);
+  ASSERT_TRUE(status) << first.log();
+  EXPECT_EQ(*status, 1) << first.log();
+  EXPECT_NE(first.log().find("each writer needs its own instance id"), std::string::npos) << first.log();
+  // The one that took its place goes on writing.
+  for (int i = 0; i < 300; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+  EXPECT_TRUE(eventually([&] { return counts(db).rows == 300; }, 90s)) << second.log();
+  EXPECT_EQ(second.stop(), 0) << second.log();
+  EXPECT_EQ(counts(db).duplicates, 0);
 }
 
 }  // namespace

@@ -78,8 +78,14 @@ struct KafkaConfig {
   std::vector<std::pair<std::string, std::string>> properties;  // handed to librdkafka as is
 };
 
+// Deadlines for every PostgreSQL session of the writer and the CLI; a value given in the URI wins.
 struct PostgresConfig {
   std::string uri;  // libpq URI or key=value string
+  int connect_timeout_seconds = 10;     // libpq connect_timeout
+  int keepalives_idle_seconds = 10;     // TCP keepalives: a vanished host is noticed after
+  int keepalives_interval_seconds = 5;  //   idle + interval x count (25 s by default)
+  int keepalives_count = 3;
+  int statement_timeout_ms = 20000;     // server side; 0: none
 };
 
 // checker.dns: how the checker resolves host names (c-ares on each shard's event loop).
@@ -107,6 +113,7 @@ struct CheckerSection {
 
 struct WriterSection {
   std::string group_id = "webmon-writer";
+  std::string instance_id;  // group.instance.id (static membership); default: the host name (resolved at load)
   std::size_t batch_max_rows = 5000;
   std::chrono::milliseconds batch_max_ms{500};
   std::optional<int> retention_days;  // none: keep everything

@@ -54,14 +54,34 @@ struct PartitionSpan {
   std::size_t messages = 0;
 };
 
+// Where a row came from, and its raw bytes (in Batch::raw), so that a row PostgreSQL refuses for
+// good can become a dead letter holding exactly what was consumed.
+struct RowOrigin {
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::optional<std::pair<std::size_t, std::size_t>> key;    // (position, length) in Batch::raw
+  std::optional<std::pair<std::size_t, std::size_t>> value;
+};
+
 struct Batch {
   std::string topic;
   std::vector<CheckResult> rows;
+  std::vector<RowOrigin> origins;  // one per row, same order
+  std::string raw;                 // the rows' keys and values, back to back
   std::vector<DeadLetter> dead_letters;
   std::map<std::int32_t, PartitionSpan> partitions;
   std::size_t messages() const { return rows.size() + dead_letters.size(); }
   bool empty() const { return partitions.empty(); }
 };
+
+// Splits a batch of two messages or more into two that, written one after the other, store the
+// same rows, dead letters and offsets: by partition when it spans several, else at the median
+// offset of its one partition (the second half is fenced on where the first ends). For finding
+// the message(s) PostgreSQL refuses by bisection.
+std::pair<Batch, Batch> split_batch(Batch&& batch);
+
+// Row i of the batch turned into a dead letter with `reason` and the row's raw bytes.
+DeadLetter refused_row(const Batch& batch, std::size_t i, std::string reason);
 
 class BatchBuilder {
  public:

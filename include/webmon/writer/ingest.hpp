@@ -1,7 +1,13 @@
-// The writer's loop on one plain thread: a librdkafka consumer whose positions come from
-// PostgreSQL (ingest_offsets), batches cut by size or age, one transaction per batch, and the
-// recovery paths: another writer moved on (fenced), PostgreSQL gone (pause, back off, resync),
-// a commit in doubt (settled by re-reading the offsets).
+// The writer's loop: a librdkafka consumer whose positions come from PostgreSQL (ingest_offsets),
+// batches cut by size or age, one transaction per batch on the PostgreSQL thread (PgWorker), and
+// the recovery paths: another writer moved on (fenced), PostgreSQL gone or silent (pause, back
+// off, re-read offsets, resume), a commit in doubt (settled by re-reading the offsets), a row
+// PostgreSQL refuses for good (found by bisection, dead-lettered).
+//
+// Two state types say where things stand: each partition's Phase (is its position known?) and
+// the PostgreSQL side's PgState (down, idle, or a job in flight with a deadline). The consumer
+// thread owns both; only the transitions below change them, and only the PgWorker's jobs touch
+// PostgreSQL, so neither the loop nor a rebalance callback ever waits on it without a bound.
 #pragma once
 
 #include <atomic>
@@ -11,22 +17,23 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "webmon/common/config.hpp"
 #include "webmon/common/kafka.hpp"
 #include "webmon/writer/batch.hpp"
 #include "webmon/writer/metrics.hpp"
+#include "webmon/writer/pg_session.hpp"
+#include "webmon/writer/pg_worker.hpp"
 #include "webmon/writer/sink.hpp"
 
 namespace webmon::writer {
-
-class BatchWorker;
-struct BatchDone;
 
 struct IngestOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
   std::chrono::minutes maintenance_every{60};  // partitions ahead, retention
+  std::chrono::seconds ping_every{10};         // a query when idle, so that /readyz tells the truth
 };
 
 class Ingestor {
@@ -38,58 +45,108 @@ class Ingestor {
   Ingestor(const Ingestor&) = delete;
   Ingestor& operator=(const Ingestor&) = delete;
 
-  // Connects to PostgreSQL (retrying with backoff until `stop`), applies nothing: migrations are
-  // the caller's. Then consumes until `stop`, writes or drops the batch in flight, leaves the group.
-  void run();
+  // Consumes until `stop`, writes or drops the batch in flight, leaves the group. Migrations are
+  // the caller's. False when Kafka ended the consumer with a fatal error (e.g. another writer
+  // took this one's writer.instance_id): the process should exit with an error.
+  bool run();
 
-  // Connected to Kafka and PostgreSQL; safe to call from any thread.
+  // Connected to Kafka and PostgreSQL answers; safe to call from any thread.
   bool ready() const noexcept { return pg_up_.load() && kafka_up_.load(); }
 
  private:
+  // Whether a partition's position is known. Messages of a partition that is not consuming are
+  // dropped (it is paused, and read again from its stored offset once that is known).
+  enum class Phase {
+    unsynced,   // paused; its stored offset is to be read (just assigned, or positions lost)
+    syncing,    // paused; the sync job in flight reads its stored offset
+    consuming,  // sought to its stored offset and resumed
+  };
   struct PartitionState {
-    bool synced = false;                   // position known from PostgreSQL; else messages are dropped
-    std::optional<std::int64_t> stored;    // next_offset in ingest_offsets (the fence)
+    Phase phase = Phase::unsynced;
+    std::optional<std::int64_t> stored;    // next_offset in ingest_offsets
     std::optional<std::int64_t> position;  // next offset expected from Kafka
     std::optional<std::int64_t> fence;     // where the next batch starts: stored, or after the batch in flight
   };
+  enum class PgState {
+    down,  // no connection: a sync job that connects is due at next_attempt_
+    idle,  // connected, nothing in flight
+    busy,  // one job in flight, aborted (connection shut) past job_deadline_
+  };
 
+  // librdkafka's C callbacks: nothing escapes them.
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                            void* opaque);
   static void error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
-  void on_message(const rd_kafka_message_t* msg);
-  void submit();        // hands the batch built so far to the worker
-  void settle_worker(); // waits for the batch in flight, if any, and acts on its outcome
-  void flush_now();     // settle_worker(), then writes what has been built and settles that too
-  void settle(BatchDone& done);
-  void ensure_days(const Batch& batch);  // on the worker thread
-  void sync_positions();  // re-reads offsets for the whole assignment, assigns there, resumes
-  void on_pg_failure(const std::exception& e, const char* during);
-  void try_reconnect();
+  void on_rebalance_failed(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, const char* what) noexcept;
+  void on_kafka_error(rd_kafka_t* rk, int err, const char* reason);
+  void on_fatal(rd_kafka_t* rk);  // the consumer is unusable: stop, saying why
+  bool cooperative() const;
+
+  // Transitions of the partitions' phases.
+  void assigned(rd_kafka_topic_partition_list_t* parts);
+  void revoked(rd_kafka_topic_partition_list_t* parts);
+  void lose_positions();  // every partition unsynced and paused, the batch being built dropped
+  void positions_read(const PgDone& done);
+
+  // The PostgreSQL side: the next job, its deadline, its outcome.
+  void step_pg(std::chrono::steady_clock::time_point now);
+  void submit(PgJob job);
+  void submit_batch();
+  void enforce_deadline(std::chrono::steady_clock::time_point now);
+  std::optional<PgDone> await_job();  // bounded; feeds the watchdog while it waits
+  void settle(PgDone& done);
+  void pg_failed(const PgFailure& failure, const char* during);
+
+  // The PostgreSQL thread's side of a job.
+  void run_job(PgDone& done);
+  bool write_isolating(Batch batch, PgDone& done);
+  void ensure_days(const Batch& batch);
   void maintenance();
-  void commit_to_kafka(const Batch& batch);
+
+  void on_message(const rd_kafka_message_t* msg);
+  void seek_and_resume(const std::map<std::int32_t, std::int64_t>& offsets);
+  void commit_to_kafka(const std::map<std::int32_t, std::int64_t>& offsets);
   void check_kafka();
+  void feed_watchdog();
 
   const Config config_;
   std::shared_ptr<WriterMetrics> metrics_;
   const std::atomic<bool>& stop_;
   IngestOptions options_;
-  PgSink sink_;
+  PgSession session_;
+  PgSink sink_;  // the PgWorker's alone (abort() aside)
   BatchBuilder builder_;
   kafka::HandlePtr rk_;
-  std::unique_ptr<BatchWorker> worker_;  // the only user of sink_ while a batch is in flight
+  std::unique_ptr<PgWorker> worker_;
   std::map<std::int32_t, PartitionState> parts_;
-  std::optional<Batch> in_doubt_;  // spans of a batch whose commit outcome is unknown
 
+  // A batch whose commit's outcome is unknown: settled by the next offsets read.
+  struct InDoubt {
+    std::map<std::int32_t, PartitionSpan> spans;
+    std::size_t rows = 0;
+    std::size_t dead_letters = 0;
+  };
+  std::optional<InDoubt> in_doubt_;
+
+  PgState pg_ = PgState::down;
+  PgJob::Kind busy_with_ = PgJob::Kind::sync;
+  bool aborted_ = false;  // the job in flight's connection was shut down
+  std::chrono::steady_clock::time_point job_deadline_{};
+  std::chrono::steady_clock::time_point last_job_end_{};
   std::atomic<bool> pg_up_{false};
   std::atomic<bool> kafka_up_{false};
+  std::atomic<bool> fatal_{false};
   std::chrono::milliseconds backoff_{0};
-  int failed_in_a_row_ = 0;    // batches failed since the last committed one
+  int failed_in_a_row_ = 0;     // jobs failed since the last one that succeeded
   bool outage_logged_ = false;  // one warning per PostgreSQL outage, then debug lines
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::steady_clock::time_point next_maintenance_{};
+  std::chrono::steady_clock::time_point next_sync_{};  // a partition's seek failed: not before
   std::chrono::steady_clock::time_point next_kafka_check_{};
   std::chrono::steady_clock::time_point last_kafka_warning_{};
+  std::optional<std::chrono::steady_clock::duration> watchdog_;
+  std::chrono::steady_clock::time_point next_watchdog_{};
 };
 
 }  // namespace webmon::writer

@@ -1,12 +1,13 @@
 // The PostgreSQL side of the writer: one transaction per batch (targets upserted, checks by COPY,
 // dead letters, and the fenced offset update), the stored offsets, and the daily partitions.
-// Blocking calls on the writer's own thread; connection problems surface as pqxx exceptions.
+// Blocking calls on the writer's PostgreSQL thread (PgWorker); connection problems surface as pqxx exceptions.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -22,7 +23,8 @@ namespace webmon::writer {
 
 class PgSink {
  public:
-  PgSink(std::string uri, std::string group_id);
+  // `conninfo`: pg_session()'s, with the deadlines.
+  PgSink(std::string conninfo, std::string group_id);
   ~PgSink();
   PgSink(const PgSink&) = delete;
   PgSink& operator=(const PgSink&) = delete;
@@ -30,6 +32,10 @@ class PgSink {
   void connect();               // throws pqxx::broken_connection
   void disconnect() noexcept;   // forgets the connection (and anything learnt in a transaction)
   bool connected() const { return conn_ != nullptr; }
+  // From another thread: shuts the connection's socket down, so that a call blocked on a server
+  // that does not answer returns at once with an error (the connection is then lost).
+  void abort() noexcept;
+  void ping();                  // SELECT 1
 
   // The stored next offset of each partition; nullopt when none is stored (start at the earliest).
   std::map<std::int32_t, std::optional<std::int64_t>> read_offsets(const std::string& topic,
@@ -56,9 +62,11 @@ class PgSink {
                    std::unordered_map<std::string, TargetEntry>& new_targets,
                    std::unordered_map<std::string, int>& new_checkers);
 
-  std::string uri_;
+  std::string conninfo_;
   std::string group_id_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::mutex socket_mutex_;  // abort() against connect()/disconnect()
+  int socket_ = -1;
   // Ids learnt in committed transactions only: a rolled-back upsert's id does not exist.
   std::unordered_map<std::string, TargetEntry> targets_;
   std::unordered_map<std::string, int> checkers_;
