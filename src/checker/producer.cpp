@@ -71,7 +71,9 @@ int Producer::flush(std::chrono::milliseconds limit) {
   return rd_kafka_outq_len(rk_.get());
 }
 
-void Producer::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
+// librdkafka's C callbacks: nothing may cross its C frames, so each catches everything (only the
+// logging itself can throw) and the event still counts as what it stands for.
+void Producer::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) noexcept {
   auto* self = static_cast<Producer*>(opaque);
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     self->metrics_.delivered.Increment();
@@ -79,24 +81,32 @@ void Producer::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, vo
     return;
   }
   self->metrics_.delivery_errors.Increment();
-  // Log the first few and then every 1000th, so that an outage does not flood the log.
-  const auto n = self->delivery_errors_logged_.fetch_add(1, std::memory_order_relaxed);
-  if (n < 10 || n % 1000 == 0) {
-    spdlog::error("kafka: delivery failed ({} so far): {}", n + 1, rd_kafka_err2str(msg->err));
+  try {
+    // Log the first few and then every 1000th, so that an outage does not flood the log.
+    const auto n = self->delivery_errors_logged_.fetch_add(1, std::memory_order_relaxed);
+    if (n < 10 || n % 1000 == 0) {
+      spdlog::error("kafka: delivery failed ({} so far): {}", n + 1, rd_kafka_err2str(msg->err));
+    }
+  } catch (...) {
+    // The failure is counted above; only its log line is lost.
   }
 }
 
-void Producer::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+void Producer::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) noexcept {
   auto* self = static_cast<Producer*>(opaque);
   const auto code = static_cast<rd_kafka_resp_err_t>(err);
   if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) self->connected_.store(false, std::memory_order_relaxed);
-  if (code == RD_KAFKA_RESP_ERR__FATAL) {
-    std::array<char, 512> buf{};
-    const auto orig = rd_kafka_fatal_error(rk, buf.data(), buf.size());
-    spdlog::critical("kafka: fatal producer error {}: {}", rd_kafka_err2name(orig), buf.data());
-    return;
+  try {
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+      std::array<char, 512> buf{};
+      const auto orig = rd_kafka_fatal_error(rk, buf.data(), buf.size());
+      spdlog::critical("kafka: fatal producer error {}: {}", rd_kafka_err2name(orig), buf.data());
+      return;
+    }
+    spdlog::warn("kafka: {}: {}", rd_kafka_err2name(code), reason ? reason : "");
+  } catch (...) {
+    // Only the log line is lost; the state above is already updated.
   }
-  spdlog::warn("kafka: {}: {}", rd_kafka_err2name(code), reason);
 }
 
 void Producer::poll_loop() {

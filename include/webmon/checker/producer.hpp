@@ -44,8 +44,8 @@ class Producer {
   std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
-  static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque) noexcept;
+  static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) noexcept;
   void poll_loop();
 
   std::string topic_;
