@@ -106,7 +106,14 @@ void Ingestor::error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaqu
   }
 }
 
-bool Ingestor::cooperative() const { return std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0; }
+// librdkafka answers NULL when the consumer is not (or no longer) in a group, as while
+// rd_kafka_consumer_close() serves a last rebalance: then the eager calls apply.
+const char* Ingestor::protocol() const {
+  const char* p = rd_kafka_rebalance_protocol(rk_.get());
+  return p ? p : "NONE";
+}
+
+bool Ingestor::cooperative() const { return std::strcmp(protocol(), "COOPERATIVE") == 0; }
 
 void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -204,7 +211,7 @@ void Ingestor::assigned(rd_kafka_topic_partition_list_t* parts) {
   }
   rd_kafka_pause_partitions(rk_.get(), parts);
   spdlog::info("assigned {} partition(s) of {} ({} rebalance protocol), {} in all", parts->cnt, config_.kafka.topic,
-               rd_kafka_rebalance_protocol(rk_.get()), parts_.size());
+               protocol(), parts_.size());
 }
 
 void Ingestor::revoked(rd_kafka_topic_partition_list_t* parts) {

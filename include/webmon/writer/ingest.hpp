@@ -81,6 +81,7 @@ class Ingestor {
   void on_rebalance_failed(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, const char* what) noexcept;
   void on_kafka_error(rd_kafka_t* rk, int err, const char* reason);
   void on_fatal(rd_kafka_t* rk);  // the consumer is unusable: stop, saying why
+  const char* protocol() const;  // "EAGER", "COOPERATIVE" or "NONE"
   bool cooperative() const;
 
   // Transitions of the partitions' phases.
