@@ -25,12 +25,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx) {
-  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target, ProbeRun run) {
-    return run_probe(std::move(target), ctx, std::move(run.resolver), run.not_after);
-  };
-}
-
 // The longest a probe in flight can still take: its timeout (plus a little for scheduling).
 std::chrono::milliseconds drain_limit(const std::vector<TargetPtr>& targets) {
   std::chrono::nanoseconds longest{0};

@@ -605,6 +605,12 @@ std::shared_ptr<const ProbeContext> ProbeContext::for_targets(const std::vector<
   return std::make_shared<const ProbeContext>(TlsContextCache::for_targets(targets), limits);
 }
 
+ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx) {
+  return [ctx = std::move(ctx)](std::shared_ptr<const TargetConfig> target, ProbeRun run) {
+    return run_probe(std::move(target), ctx, std::move(run.resolver), run.not_after);
+  };
+}
+
 awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig> target, std::shared_ptr<const ProbeContext> ctx,
                                  std::shared_ptr<Resolver> resolver, Clock::time_point not_after) {
   const auto ex = co_await asio::this_coro::executor;

@@ -509,8 +509,4 @@ void Resolver::adopt_cache(Resolver& older) {
 
 ResolverStats Resolver::take_stats() { return std::exchange(impl_->stats, ResolverStats{}); }
 
-std::size_t Resolver::cache_size() const noexcept { return impl_->cache.size(); }
-
-std::size_t Resolver::queries_in_flight() const noexcept { return impl_->queries.size(); }
-
 }  // namespace webmon::checker

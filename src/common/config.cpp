@@ -33,8 +33,6 @@ constexpr std::size_t kMaxNameLength = 128;
 constexpr double kMaxIntervalSeconds = 7 * 24 * 3600;
 constexpr std::size_t kMaxBodyBytesLimit = 256u * 1024 * 1024;
 
-std::string lower(std::string_view s) { return ascii_lower(s); }
-
 std::string show(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
@@ -251,13 +249,13 @@ bool looks_secret(std::string_view name) {
 
 
 bool is_secret_header(std::string_view name) {
-  const auto n = lower(name);
+  const auto n = ascii_lower(name);
   return n == "authorization" || n == "proxy-authorization" || n == "cookie" || n.find("token") != std::string::npos ||
          n.find("api-key") != std::string::npos || n.find("secret") != std::string::npos;
 }
 
 bool is_secret_property(std::string_view name) {
-  const auto n = lower(name);
+  const auto n = ascii_lower(name);
   return n.find("password") != std::string::npos || n.find("secret") != std::string::npos ||
          n.find("token") != std::string::npos;
 }
@@ -532,7 +530,7 @@ class Loader {
   std::optional<bool> bool_value(const Field& f, const std::string& path) {
     auto s = scalar(f, path, "true or false");
     if (!s) return std::nullopt;
-    const auto v = lower(*s);
+    const auto v = ascii_lower(*s);
     if (v == "true" || v == "yes" || v == "on" || v == "y") return true;
     if (v == "false" || v == "no" || v == "off" || v == "n") return false;
     error_at(f, path, "expected true or false, got " + show(*s));
@@ -590,7 +588,7 @@ class Loader {
                                     std::initializer_list<std::string_view> allowed) {
     auto s = scalar(f, path, "one of " + join(allowed));
     if (!s) return std::nullopt;
-    const auto v = lower(*s);
+    const auto v = ascii_lower(*s);
     if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
       error_at(f, path, "expected one of " + join(allowed) + ", got " + show(*s));
       return std::nullopt;
@@ -1049,7 +1047,7 @@ class Loader {
         add_error(item.key.Mark(), key, "not a valid HTTP header name: " + show(name));
         continue;
       }
-      const auto lname = lower(name);
+      const auto lname = ascii_lower(name);
       if (lname == "content-length" || lname == "transfer-encoding" || lname == "connection") {
         add_error(item.key.Mark(), key, "set by the checker itself; it cannot be configured");
         continue;

@@ -52,9 +52,7 @@ TEST(ProbeDeadline, AHangingSiteGetsATimeoutResultForEveryDueProbeWithTheDefault
   scheduler.start();
   auto ctx = ProbeContext::for_targets(load.config->targets);
   scheduler.apply(share_targets(std::move(load.config->targets)),
-                  [ctx](std::shared_ptr<const TargetConfig> t, ProbeRun run) {
-                    return run_probe(std::move(t), ctx, std::move(run.resolver), run.not_after);
-                  });
+                  probe_fn(ctx));
   std::this_thread::sleep_for(9s);
   scheduler.stop(5s);
   site_io.stop();

@@ -476,9 +476,7 @@ std::string run_fleet(bool cache) {
   CheckerDns dns_config;
   dns_config.cache = cache;
   scheduler.apply(share_targets(std::move(configs)),
-                  [ctx](std::shared_ptr<const TargetConfig> t, ProbeRun run) {
-                    return run_probe(std::move(t), ctx, std::move(run.resolver), run.not_after);
-                  },
+                  probe_fn(ctx),
                   dns_config);
   std::this_thread::sleep_for(7500ms);
   scheduler.stop(5s);

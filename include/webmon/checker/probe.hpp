@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "webmon/checker/resolver.hpp"
+#include "webmon/checker/scheduler.hpp"
 #include "webmon/checker/tls.hpp"
 #include "webmon/common/check_result.hpp"
 #include "webmon/common/config.hpp"
@@ -84,5 +85,8 @@ boost::asio::awaitable<CheckResult> run_probe(std::shared_ptr<const TargetConfig
                                               std::shared_ptr<Resolver> resolver,
                                               std::chrono::steady_clock::time_point not_after =
                                                   std::chrono::steady_clock::time_point::max());
+
+// The scheduler's probe function: run_probe with `ctx` bound in and the shard's ProbeRun passed on.
+ProbeFn probe_fn(std::shared_ptr<const ProbeContext> ctx);
 
 }  // namespace webmon::checker

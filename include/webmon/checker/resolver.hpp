@@ -68,8 +68,6 @@ class Resolver {
   void adopt_cache(Resolver& older);
 
   ResolverStats take_stats();
-  std::size_t cache_size() const noexcept;
-  std::size_t queries_in_flight() const noexcept;
 
   struct Impl;
 

@@ -42,7 +42,6 @@ class Regex {
     std::size_t needs(std::size_t n) const noexcept { return std::max(buf_.capacity(), buf_.size() + n); }
     // The body ended (or was cut at the cap): the answer.
     bool finish();
-    bool matched() const noexcept { return matched_; }
     // Bytes held now (the kept tail of the body, not yet decided).
     std::size_t held() const noexcept { return buf_.capacity(); }
 
