@@ -26,6 +26,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include "webmon/common/text.hpp"
 #include "webmon/common/version.hpp"
 
 namespace webmon {
@@ -49,30 +50,10 @@ std::string format_endpoint(const tcp::endpoint& ep) {
 }  // namespace
 
 bool split_host_port(std::string_view listen, std::string& host, std::string& port) {
-  std::string_view h;
-  std::string_view p;
-  if (!listen.empty() && listen.front() == '[') {
-    const auto close = listen.find(']');
-    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') return false;
-    h = listen.substr(1, close - 1);
-    p = listen.substr(close + 2);
-    if (h.empty()) return false;
-  } else {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    h = listen.substr(0, colon);
-    p = listen.substr(colon + 1);
-    if (h.find(':') != std::string_view::npos) return false;  // a bare v6 literal needs brackets
-  }
-  if (p.empty() || p.size() > 5) return false;
-  unsigned value = 0;
-  for (char c : p) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (value > 65535) return false;
-  host.assign(h);
-  port.assign(p);
+  const auto hp = parse_host_port(listen);
+  if (!hp) return false;
+  host.assign(hp->host);
+  port = std::to_string(*hp->port);
   return true;
 }
 
