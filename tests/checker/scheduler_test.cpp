@@ -211,19 +211,43 @@ TEST(Scheduler, NeverTwoProbesOfOneTargetAndOverrunsAreSkipped) {
 
 TEST(Scheduler, TheInFlightCapHoldsProbesBackButKeepsTheirDueTime) {
   SchedulerHarness h(1, 1);
+  // Four names whose probes fall due within 5 ms of each other, so that with room for one probe
+  // at a time (30 ms each) the later ones wait their turn.
+  using webmon::checker::phase_offset;
+  std::vector<std::string> names{"capped"};
+  const auto first = phase_offset(names[0], 1000ms);
+  for (int i = 0; names.size() < 4 && i < 1'000'000; ++i) {
+    const auto name = "capped" + std::to_string(i);
+    const auto d = phase_offset(name, 1000ms) - first;
+    if (d >= 0ms && d < 5ms) names.push_back(name);
+  }
+  ASSERT_EQ(names.size(), 4u);
   std::vector<webmon::checker::TargetPtr> targets;
-  for (int i = 0; i < 4; ++i) targets.push_back(target("capped" + std::to_string(i), 1000ms));
+  for (const auto& n : names) targets.push_back(target(n, 1000ms));
   h.scheduler.apply(targets, h.probe(30ms));
   ASSERT_TRUE(webmon::test::eventually([&] {
     for (const auto& t : targets)
-      if (h.rec->count(t->name) < 2) return false;
+      if (h.rec->count(t->name) < 3) return false;
     return true;
   }));
   h.scheduler.stop(5s);
   EXPECT_EQ(h.rec->max_concurrent.load(), 1);
   std::lock_guard l(h.rec->m);
-  for (const auto& t : targets)
-    for (const auto& r : h.rec->by_target[t->name]) EXPECT_GE(r.started_at, r.scheduled_at);
+  std::chrono::milliseconds longest_wait{0};
+  for (const auto& t : targets) {
+    const auto& rs = h.rec->by_target[t->name];
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      EXPECT_GE(rs[i].started_at, rs[i].scheduled_at);
+      longest_wait = std::max(longest_wait,
+                              std::chrono::duration_cast<std::chrono::milliseconds>(rs[i].started_at - rs[i].scheduled_at));
+      if (i == 0) continue;
+      // scheduled_at is the due time, not the (later) start: steps stay whole seconds, +-1 ms.
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(rs[i].scheduled_at - rs[i - 1].scheduled_at).count();
+      EXPECT_LE(std::abs(ms - (ms + 500) / 1000 * 1000), 1) << t->name << " step " << ms << " ms";
+    }
+  }
+  // The last of four due together waited for three 30 ms probes before it.
+  EXPECT_GE(longest_wait, 60ms) << "no probe was held back by the cap";
 }
 
 TEST(Scheduler, ReloadTouchesOnlyWhatChanged) {

@@ -185,6 +185,8 @@ TEST(DaemonLifecycle, WriterNotifiesAfterMigratingAndStops) {
       << http_get(port, "/readyz").body << writer.log();
   const std::string metrics = "\n" + http_get(port, "/metrics").body;
   EXPECT_NE(metrics.find("# TYPE webmon_writer_rows_written_total counter"), std::string::npos) << metrics;
+  // A value that changes with the state (0 until the writer has a connection), not only a name.
+  EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_writer_postgres_up"), std::optional<double>(1)) << metrics;
   EXPECT_TRUE(notify.wait_for("WATCHDOG=1")) << "no keep-alive within the watchdog interval";
 
   writer.signal(SIGHUP);

@@ -1,6 +1,7 @@
 #include "support/http_client.hpp"
 
 #include <chrono>
+#include <cstdlib>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -32,6 +33,30 @@ HttpReply http_request(unsigned short port, const std::string& method, const std
   } catch (const std::exception&) {
     return {};
   }
+}
+
+std::optional<double> metric_value(std::string_view exposition, std::string_view series) {
+  std::size_t at = 0;
+  while (at < exposition.size()) {
+    auto end = exposition.find('\n', at);
+    if (end == std::string_view::npos) end = exposition.size();
+    const auto line = exposition.substr(at, end - at);
+    at = end + 1;
+    if (line.size() > series.size() && line.substr(0, series.size()) == series && line[series.size()] == ' ') {
+      const std::string value(line.substr(series.size() + 1));
+      char* parsed_to = nullptr;
+      const double v = std::strtod(value.c_str(), &parsed_to);
+      if (parsed_to == value.c_str()) return std::nullopt;
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<double> scrape_metric(unsigned short port, std::string_view series) {
+  const auto reply = http_get(port, "/metrics");
+  if (reply.status != 200) return std::nullopt;
+  return metric_value(reply.body, series);
 }
 
 }  // namespace webmon::test
