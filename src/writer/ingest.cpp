@@ -426,7 +426,10 @@ void Ingestor::settle(PgDone& done) {
   last_job_end_ = Clock::now();
   const auto& job = done.job;
   if (done.outcome == PgOutcome::ok) {
-    failed_in_a_row_ = 0;
+    // Only finished work ends a run of failures: a reconnect (and the offsets read with it) that
+    // works says nothing of the batch that failed before it, so a batch that fails every time
+    // waits twice as long each time instead of being retried at the first step's pace.
+    if (job.kind == PgJob::Kind::write || (!job.connect && job.partitions.empty())) failed_in_a_row_ = 0;
     if (!pg_up_.exchange(true) && outage_logged_) spdlog::info("postgresql: connected again; resuming");
     outage_logged_ = false;
     metrics_->postgres_up.Set(1);
