@@ -16,6 +16,7 @@
 #include <pqxx/pqxx>
 
 #include "support/http_client.hpp"
+#include "support/pg_proxy.hpp"
 #include "writer_fixture.hpp"
 
 namespace webmon::writer::test {
@@ -76,7 +77,8 @@ TEST(WriterFault, KilledWithSigkillAndRestartedAtOnceWithTheDefaultConfig) {
   const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
-  BackgroundProducer producer(topic, kMessages, 20s);
+  constexpr std::int64_t kKillMessages = 300'000;
+  BackgroundProducer producer(topic, kKillMessages, 40s);
 
   WriterOptions options;
   options.batch_max_rows = 2000;
@@ -84,20 +86,20 @@ TEST(WriterFault, KilledWithSigkillAndRestartedAtOnceWithTheDefaultConfig) {
   int run = 0;
   std::vector<double> first_batch_seconds;  // from each start to its first committed batch
   const auto give_up = std::chrono::steady_clock::now() + 4min;
-  while (counts(db).rows < kMessages && std::chrono::steady_clock::now() < give_up) {
+  while (counts(db).rows < kKillMessages && std::chrono::steady_clock::now() < give_up) {
     const auto before = counts(db).rows;
     const auto started = std::chrono::steady_clock::now();
     Writer writer(dir.path(), "run" + std::to_string(run++), topic, group, db.uri(), options);
-    if (!eventually([&] { return counts(db).rows > before || counts(db).rows >= kMessages; }, 120s)) break;
+    if (!eventually([&] { return counts(db).rows > before || counts(db).rows >= kKillMessages; }, 120s)) break;
     if (run > 1) {  // the first start joins a new group; the restarts are what is measured
       first_batch_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
-    std::this_thread::sleep_for(1s);
+    std::this_thread::sleep_for(2s);  // a few seconds of ingest, then the next kill
     writer.kill();
-    if (counts(db).rows < kMessages) ++kills_during_ingest;
+    if (counts(db).rows < kKillMessages) ++kills_during_ingest;
   }
   Writer last(dir.path(), "last", topic, group, db.uri(), options);
-  EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << last.log();
+  EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kKillMessages; }, 180s)) << last.log();
   EXPECT_EQ(last.stop(), 0) << last.log();
   const auto c = counts(db);
   std::string times;
@@ -108,14 +110,14 @@ TEST(WriterFault, KilledWithSigkillAndRestartedAtOnceWithTheDefaultConfig) {
   }
   report("SIGKILL and restart at once, default config (" + std::to_string(kills_during_ingest) +
              " kills during the ingest; restart to first committed batch: " + times + " s)",
-         kMessages, c);
+         kKillMessages, c);
   EXPECT_EQ(producer.error(), "");
   EXPECT_GE(kills_during_ingest, 2);
   EXPECT_FALSE(first_batch_seconds.empty());
   // Not a speed test: a restart that waited for the killed member's session to expire would take
   // librdkafka's default session.timeout.ms (45 s) at least; static membership takes seconds.
   EXPECT_LT(slowest, 45.0) << times;
-  EXPECT_EQ(c.rows, kMessages);
+  EXPECT_EQ(c.rows, kKillMessages);
   EXPECT_EQ(c.duplicates, 0);
   EXPECT_EQ(c.dead_letters, 0);
 }
@@ -183,6 +185,13 @@ TEST(WriterFault, KafkaRestartedDuringIngest) {
   EXPECT_EQ(c.duplicates, 0);
 }
 
+// How often `needle` is in `log` (how many assignments, revocations, ...).
+std::size_t occurrences(const std::string& log, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+  return n;
+}
+
 // Two writers in one group (each its own instance id), one stopped and started again.
 void two_writers_one_restarted(const std::vector<std::pair<std::string, std::string>>& properties,
                                const std::string& what) {
@@ -196,30 +205,33 @@ void two_writers_one_restarted(const std::vector<std::pair<std::string, std::str
   a_options.batch_max_rows = 2000;
   a_options.kafka_properties = properties;
   a_options.instance_id = "writer-a";
+  a_options.metrics_port = webmon::test::free_port();
   WriterOptions b_options = a_options;
   b_options.instance_id = "writer-b";
+  b_options.metrics_port = webmon::test::free_port();
   Writer a(dir.path(), "a", topic, group, db.uri(), a_options);
   auto b = std::make_unique<Writer>(dir.path(), "b1", topic, group, db.uri(), b_options);
   BackgroundProducer producer(topic, kMessages, 30s);
 
-  auto count = [](const std::string& log, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
-    return n;
-  };
-  ASSERT_TRUE(eventually([&] { return count(b->log(), "assigned ") >= 1 && counts(db).rows > 0; }, 60s)) << b->log();
+  ASSERT_TRUE(eventually([&] { return occurrences(b->log(), "assigned ") >= 1 && counts(db).rows > 0; }, 60s)) << b->log();
   EXPECT_EQ(b->stop(), 0) << b->log();
   const auto at_stop = counts(db).rows;
   // A static member that stops does not leave: its partitions move to `a` when its session
   // expires (a rebalance), and back in part when it starts again (another one).
-  const auto a_assigned = count(a.log(), "assigned ");
-  EXPECT_TRUE(eventually([&] { return count(a.log(), "assigned ") > a_assigned; }, 90s)) << a.log();
-  const auto a_revoked = count(a.log(), "revoked ");
+  const auto a_assigned = occurrences(a.log(), "assigned ");
+  EXPECT_TRUE(eventually([&] { return occurrences(a.log(), "assigned ") > a_assigned; }, 90s)) << a.log();
+  const auto a_revoked = occurrences(a.log(), "revoked ");
   b = std::make_unique<Writer>(dir.path(), "b2", topic, group, db.uri(), b_options);
-  EXPECT_TRUE(eventually([&] { return count(a.log(), "revoked ") > a_revoked; }, 90s)) << a.log();
+  EXPECT_TRUE(eventually([&] { return occurrences(a.log(), "revoked ") > a_revoked; }, 90s)) << a.log();
   EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << a.log();
+  // Both wrote: `a` all along, and the restarted `b` its share of the partitions afterwards.
+  const auto a_rows = webmon::test::scrape_metric(a_options.metrics_port, "webmon_writer_rows_written_total");
+  const auto b2_rows = webmon::test::scrape_metric(b_options.metrics_port, "webmon_writer_rows_written_total");
   EXPECT_EQ(b->stop(), 0) << b->log();
   EXPECT_EQ(a.stop(), 0) << a.log();
+  ASSERT_TRUE(a_rows && b2_rows);
+  EXPECT_GT(*a_rows, 0);
+  EXPECT_GT(*b2_rows, 0) << "the restarted writer wrote nothing";
   const auto c = counts(db);
   report(what + ", one stopped at " + std::to_string(at_stop) + " rows and restarted", kMessages, c);
   EXPECT_EQ(producer.error(), "");
@@ -399,6 +411,134 @@ TEST(WriterFault, PostgresFrozenWithSigstopForAMinuteDuringIngest) {
   EXPECT_EQ(since.find("revoked"), std::string::npos) << since;
   EXPECT_EQ(since.find("assigned"), std::string::npos) << since;
   EXPECT_NE(since.find("no answer in time"), std::string::npos) << since;
+}
+
+// The freeze lands on a rebalance. Two writers share the topic; PostgreSQL is frozen, and one of
+// them is killed: after its session (10 s) the group gives its partitions to the other while
+// PostgreSQL still answers nothing. (A writer that starts while PostgreSQL is frozen does not
+// join at all: it applies the migrations first, so a rebalance during a freeze comes from a
+// member that leaves.) The survivor's revocation and assignment must not wait on PostgreSQL: the
+// group settles during the freeze, the survivor says not ready and stays a member, and once
+// PostgreSQL is back it writes everything, exactly once.
+TEST(WriterFault, PostgresFrozenDuringARebalance) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
+  const auto group = unique_name("wf_group");
+  create_topic(topic);
+  WriterOptions a_options;
+  a_options.batch_max_rows = 2000;
+  a_options.instance_id = "writer-a";
+  a_options.metrics_port = webmon::test::free_port();
+  WriterOptions b_options = a_options;
+  b_options.instance_id = "writer-b";
+  b_options.metrics_port = webmon::test::free_port();
+  Writer a(dir.path(), "a", topic, group, db.uri(), a_options);
+  Writer b(dir.path(), "b", topic, group, db.uri(), b_options);
+  BackgroundProducer producer(topic, kMessages, 30s);
+  constexpr auto kRows = "webmon_writer_rows_written_total";
+  // Both hold partitions and have written some of them.
+  ASSERT_TRUE(eventually([&] {
+    return webmon::test::scrape_metric(a_options.metrics_port, kRows).value_or(0) > 0 &&
+           webmon::test::scrape_metric(b_options.metrics_port, kRows).value_or(0) > 0;
+  }, 90s)) << a.log() << b.log();
+
+  std::int64_t before_freeze = 0;
+  double seconds_to_503 = -1;
+  double seconds_to_assigned = -1;
+  std::optional<double> rows_at_thaw;
+  std::size_t log_at_freeze = 0;
+  {
+    before_freeze = counts(db).rows;
+    log_at_freeze = a.log().size();
+    const auto assigned_before = occurrences(a.log(), "assigned ");
+    FrozenPostgres frozen;
+    const auto frozen_at = std::chrono::steady_clock::now();
+    ASSERT_GT(frozen.processes(), 1u);
+    b.kill();
+    // Polled together while frozen (no query of ours can reach PostgreSQL now).
+    const auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - frozen_at).count(); };
+    eventually([&] {
+      if (seconds_to_503 < 0 && webmon::test::http_get(a_options.metrics_port, "/readyz").status == 503) {
+        seconds_to_503 = since();
+      }
+      if (seconds_to_assigned < 0 && occurrences(a.log(), "assigned ") > assigned_before) seconds_to_assigned = since();
+      return seconds_to_503 >= 0 && seconds_to_assigned >= 0;
+    }, 55s, 200ms);
+    std::this_thread::sleep_until(frozen_at + 60s);  // the freeze lasts a minute whatever happened
+    EXPECT_TRUE(a.process().running()) << a.log();
+    rows_at_thaw = webmon::test::scrape_metric(a_options.metrics_port, kRows);
+    frozen.thaw();
+  }
+  EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << a.log();
+  const auto rows_after = webmon::test::scrape_metric(a_options.metrics_port, kRows);
+  const auto a_since = a.log().substr(log_at_freeze);
+  EXPECT_EQ(a.stop(), 0) << a.log();
+  const auto c = counts(db);
+  report("PostgreSQL frozen for 60 s at " + std::to_string(before_freeze) + " rows while the group rebalanced (" +
+             "partitions reassigned after " + std::to_string(seconds_to_assigned).substr(0, 4) + " s, /readyz 503 after " +
+             std::to_string(seconds_to_503).substr(0, 4) + " s)",
+         kMessages, c);
+  EXPECT_EQ(producer.error(), "");
+  EXPECT_LT(before_freeze, kMessages);
+  EXPECT_EQ(c.rows, kMessages);
+  EXPECT_EQ(c.duplicates, 0);
+  // The rebalance finished during the freeze (it did not wait for PostgreSQL), the survivor said
+  // it was not ready within about 30 s (a 20 s statement timeout plus 5 s), and it stayed a member.
+  EXPECT_GE(seconds_to_assigned, 0) << "no new assignment during the freeze\n" << a_since;
+  EXPECT_GE(seconds_to_503, 0) << a_since;
+  EXPECT_LE(seconds_to_503, 40) << a_since;
+  EXPECT_EQ(a_since.find("leaving the consumer group"), std::string::npos) << a_since;
+  ASSERT_TRUE(rows_at_thaw && rows_after);
+  EXPECT_GT(*rows_after, *rows_at_thaw) << "nothing written after the thaw";
+}
+
+// A COMMIT lost for real, through a proxy that reads the wire protocol: the writer's batch is
+// either committed with its answer lost, or never committed; either way the writer cannot know
+// which, re-reads the offsets it stored, and ends with every row exactly once.
+void lost_commit(webmon::test::PgCommitLoser::Mode mode, const std::string& outcome) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
+  create_topic(topic);
+  constexpr std::int64_t kTotal = 20'000;
+  {
+    Producer producer;
+    for (std::int64_t i = 0; i < kTotal; ++i) {
+      const auto r = make_check(i, 200);
+      producer.produce(topic, r.target, encode_check_result(r));
+    }
+    producer.flush();
+  }
+  const auto uri = db.uri();
+  const auto port_at = uri.rfind(':');
+  const auto pg_port = static_cast<unsigned short>(std::stoi(uri.substr(port_at + 1, uri.find('/', port_at) - port_at - 1)));
+  webmon::test::PgCommitLoser loser(pg_port, mode);
+  loser.arm();  // the first batch's COMMIT
+  WriterOptions options;
+  options.batch_max_rows = 2000;
+  Writer writer(dir.path(), "writer", topic, unique_name("wf_group"), loser.uri_through(uri), options);
+  EXPECT_TRUE(eventually([&] { return counts(db).rows >= kTotal; }, 180s)) << writer.log();
+  EXPECT_TRUE(eventually([&] { return writer.log().find("the batch whose commit was in doubt") != std::string::npos; }, 30s))
+      << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  const auto c = counts(db);
+  report("COMMIT lost (" + outcome + ")", kTotal, c);
+  EXPECT_EQ(loser.lost(), 1);
+  EXPECT_NE(writer.log().find("the batch whose commit was in doubt " + outcome), std::string::npos) << writer.log();
+  EXPECT_EQ(c.rows, kTotal);
+  EXPECT_EQ(c.duplicates, 0);
+  EXPECT_EQ(c.dead_letters, 0);
+}
+
+TEST(WriterFault, CommitThatLandedButWhoseAnswerWasLostIsNotWrittenTwice) {
+  lost_commit(webmon::test::PgCommitLoser::Mode::lose_reply, "was committed");
+}
+
+TEST(WriterFault, CommitThatNeverReachedPostgresIsWrittenAgain) {
+  lost_commit(webmon::test::PgCommitLoser::Mode::lose_commit, "was not committed");
 }
 
 TEST(WriterFault, RowThatPostgresRefusesGoesToDeadLettersAndThePartitionGoesOn) {
