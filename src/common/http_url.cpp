@@ -71,10 +71,14 @@ std::optional<HttpUrl> from_view(const urls::url_view_base& u, std::string* why)
       break;
     case urls::host_type::name: {
       out.host = u.host_address();
-      // A decoded host name must still be a name: no bytes that would change the request line.
+      // A decoded host name must still be a name that needs no percent-encoding (RFC 3986
+      // unreserved and sub-delims): nothing that would change the request line or the Host
+      // header, and text that parses back to the same host (the base of the next redirect).
+      // Non-ASCII names (IDN) are written in their xn-- form.
       const bool bad = std::any_of(out.host.begin(), out.host.end(), [](char c) {
         const auto uc = static_cast<unsigned char>(c);
-        return uc <= 0x20 || uc == 0x7f || c == '/' || c == '\\' || c == '@' || c == '%';
+        const bool alnum = (uc >= '0' && uc <= '9') || (uc >= 'a' && uc <= 'z') || (uc >= 'A' && uc <= 'Z');
+        return !alnum && std::string_view("-._~!$&'()*+,;=").find(c) == std::string_view::npos;
       });
       if (bad) {
         set_why(why, "invalid host name '" + std::string(u.encoded_host()) + "'");

@@ -137,5 +137,24 @@ TEST(HttpUrlRedirect, RefusesOtherSchemesAndEmptyLocation) {
   EXPECT_NE(why.find("empty"), std::string::npos) << why;
 }
 
+// Found by the url fuzz target (tests/fuzz/regressions/url/): a host that decodes to bytes a
+// name cannot hold unencoded was accepted, and its text then no longer parsed (the next
+// redirect's base failed, and the raw byte went into the Host header and the DNS query).
+TEST(HttpUrl, RefusesHostNamesThatDoNotParseBack) {
+  EXPECT_NE(parse_error("http://ex%C3%A4mple.com/").find("invalid host name"), std::string::npos);
+  EXPECT_NE(parse_error("http://a%3Ab/").find("invalid host name"), std::string::npos);
+  EXPECT_EQ(to_string(parse_ok("http://Ex%61mple.COM/")), "http://example.com/");
+  EXPECT_EQ(to_string(parse_ok("http://xn--caf-dma.example/")), "http://xn--caf-dma.example/");
+}
+
+TEST(HttpUrlRedirect, RefusesLocationWhoseHostIsNotAName) {
+  std::string why;
+  EXPECT_FALSE(resolve_redirect(parse_ok("http://example.com/a?b=c"), "HTTP://EXAMPLE\xa6" "COM./A/./B/../C", &why));
+  EXPECT_NE(why.find("invalid host name"), std::string::npos) << why;
+  const auto r = redirect_ok("http://example.com/a?b=c", "HTTP://EXAMPLE.COM./A/./B/../C");
+  EXPECT_EQ(to_string(r), "http://example.com./A/C");
+  EXPECT_EQ(parse_http_url(to_string(r)), r);
+}
+
 }  // namespace
 }  // namespace webmon
