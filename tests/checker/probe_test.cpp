@@ -324,6 +324,43 @@ TEST_F(ProbeTest, SeeOtherTurnsPostIntoGet) {
   EXPECT_EQ(requests[1].body, "");
 }
 
+TEST_F(ProbeTest, TemporaryAndPermanentRedirectsKeepTheMethodAndTheBody) {
+  for (const int status : {307, 308}) {
+    TestServer server(io_, [status](std::shared_ptr<ServerConn> conn) -> asio::awaitable<void> {
+      auto req = co_await conn->read_request();
+      if (!req) co_return;
+      const std::string reply =
+          req->target == "/form" ? http_response(status, "", {{"Location", "/again"}}) : http_response(200, "thanks");
+      co_await conn->write(reply);
+      co_await conn->shutdown();
+    });
+    auto target = make_target(server.url("/form"));
+    target->method = HttpMethod::post;
+    target->body = "a=1";
+    const CheckResult r = probe(target);
+    EXPECT_TRUE(r.ok) << status << ": " << r.error_detail;
+    EXPECT_EQ(r.redirects, 1);
+    const auto requests = server.requests();
+    ASSERT_EQ(requests.size(), 2u) << status;
+    EXPECT_EQ(requests[1].target, "/again");
+    EXPECT_EQ(requests[1].method, "POST") << status;
+    EXPECT_EQ(requests[1].body, "a=1") << status;
+  }
+}
+
+TEST_F(ProbeTest, MaxRedirectsZeroRefusesTheFirstRedirect) {
+  TestServer server(io_, respond_with(http_response(302, "moved", {{"Location", "/elsewhere"}})));
+  auto target = make_target(server.url("/old"));
+  target->max_redirects = 0;
+  const CheckResult r = probe(target);
+  EXPECT_EQ(r.error, ErrorClass::too_many_redirects);
+  EXPECT_THAT(r.error_detail, HasSubstr("more than 0 redirects"));
+  EXPECT_EQ(r.http_status, 302);
+  EXPECT_EQ(r.redirects, 0);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(server.requests().size(), 1u) << "the redirect was not followed";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deadlines and caps
 
