@@ -110,6 +110,9 @@ TEST(CheckerKafkaIntegration, OneMessagePerDueProbeWithEveryFieldRight) {
   ASSERT_TRUE(status.has_value()) << "webmon-checker did not stop on SIGTERM\n" << checker.log();
   EXPECT_EQ(*status, 0) << checker.log();
 
+  // The broker creates no topic by itself (scripts/stack): the checker made it, with
+  // kafka.topic_partitions (3) partitions.
+  EXPECT_EQ(webmon::test::partition_count(topic), 3);
   const auto records = webmon::test::read_topic(topic, 12);
   const auto msgs = by_target(records);
   ASSERT_EQ(msgs.size(), 4u) << checker.log();

@@ -51,4 +51,22 @@ std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_re
   return out;
 }
 
+int partition_count(const std::string& topic) {
+  kafka::ConfPtr conf(rd_kafka_conf_new());
+  kafka::set(conf.get(), "bootstrap.servers", kafka_bootstrap());
+  kafka::set(conf.get(), "allow.auto.create.topics", "false");
+  auto rk = kafka::new_handle(RD_KAFKA_PRODUCER, std::move(conf));
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err = rd_kafka_metadata(rk.get(), 0, handle, &md, 10000);
+  rd_kafka_topic_destroy(handle);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error(std::string("metadata: ") + rd_kafka_err2str(err));
+  int n = 0;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) n = md->topics[i].partition_cnt;
+  }
+  rd_kafka_metadata_destroy(md);
+  return n;
+}
+
 }  // namespace webmon::test

@@ -24,4 +24,7 @@ std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_re
                                     std::chrono::milliseconds quiet = std::chrono::seconds(3),
                                     std::chrono::milliseconds limit = std::chrono::seconds(90));
 
+// How many partitions the broker has for `topic` (0: no such topic).
+int partition_count(const std::string& topic);
+
 }  // namespace webmon::test
