@@ -13,13 +13,55 @@ function(webmon_add_test name)
   add_executable(${name} ${T_SOURCES})
   webmon_target_defaults(${name})
   target_link_libraries(${name} PRIVATE ${T_LIBS} webmon_testsupport GTest::gtest GTest::gmock GTest::gtest_main)
-  add_test(NAME ${name} COMMAND ${name} --gtest_color=no)
-  set_tests_properties(${name} PROPERTIES
+  webmon_test_name(test_name ${name})
+  foreach(label IN LISTS T_LABELS)
+    if(label IN_LIST WEBMON_TEST_SKIP_LABELS)
+      return()  # built (so it keeps compiling), not registered with ctest
+    endif()
+  endforeach()
+  if(WEBMON_SANITIZE)
+    # Sanitized code runs a few times slower; the tests' own waits are bounds, not expectations.
+    math(EXPR T_TIMEOUT "${T_TIMEOUT} * 3")
+    list(APPEND T_LABELS sanitize)
+    # Inherited by the daemons the tests start, so a leak or UB in them fails the test too.
+    list(APPEND T_ENV "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp"
+                      "UBSAN_OPTIONS=print_stacktrace=1")
+  endif()
+  add_test(NAME ${test_name} COMMAND ${name} --gtest_color=no)
+  set_tests_properties(${test_name} PROPERTIES
     LABELS "${T_LABELS}"
     TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "WEBMON_SOURCE_DIR=${PROJECT_SOURCE_DIR};WEBMON_BINARY_DIR=${PROJECT_BINARY_DIR};${T_ENV}")
   if("integration" IN_LIST T_LABELS OR "fault" IN_LIST T_LABELS)
-    # Tests that share the one local stack do not run side by side with each other.
-    set_tests_properties(${name} PROPERTIES RESOURCE_LOCK webmon_stack)
+    # Tests that share the one local stack do not run side by side with each other (also across
+    # the build trees of one ctest run: see WEBMON_CTEST_ALSO).
+    set_tests_properties(${test_name} PROPERTIES RESOURCE_LOCK webmon_stack)
   endif()
 endfunction()
+
+# webmon_test_name(<out> <name>): the name ctest shows. A sanitizer build's tests are
+# `sanitize:<name>`, so that one ctest run can hold both trees' tests (WEBMON_CTEST_ALSO).
+function(webmon_test_name out name)
+  if(WEBMON_SANITIZE)
+    set(${out} "sanitize:${name}" PARENT_SCOPE)
+  else()
+    set(${out} "${name}" PARENT_SCOPE)
+  endif()
+endfunction()
+
+# WEBMON_TEST_SKIP_LABELS: tests with one of these labels are built but not registered. scripts/test
+# gives its sanitized tree `fault`, to keep the whole run within CI's time.
+set(WEBMON_TEST_SKIP_LABELS "" CACHE STRING "Labels whose tests are built but not registered with ctest")
+
+# WEBMON_CTEST_ALSO: other build trees (absolute paths) whose tests this tree's ctest runs too, in
+# the same run. scripts/test points it at build-sanitize/, so that one `ctest -j 2` overlaps the
+# sanitized suite with the package tests and the stack's RESOURCE_LOCK holds across both trees.
+set(WEBMON_CTEST_ALSO "" CACHE STRING "Other build trees whose tests this tree's ctest also runs")
+set(_webmon_ctest_also_file ${PROJECT_BINARY_DIR}/webmon_ctest_also.cmake)
+set(_webmon_ctest_also "# Written by cmake/WebmonTest.cmake from WEBMON_CTEST_ALSO.\n")
+foreach(_dir IN LISTS WEBMON_CTEST_ALSO)
+  string(APPEND _webmon_ctest_also "if(EXISTS \"${_dir}/CTestTestfile.cmake\")\n  subdirs(\"${_dir}\")\n"
+         "else()\n  message(FATAL_ERROR \"WEBMON_CTEST_ALSO: ${_dir} is not a build tree with tests\")\nendif()\n")
+endforeach()
+file(WRITE ${_webmon_ctest_also_file} "${_webmon_ctest_also}")
+set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY TEST_INCLUDE_FILES ${_webmon_ctest_also_file})
