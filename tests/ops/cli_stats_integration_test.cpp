@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -20,11 +21,14 @@
 #include "support/database.hpp"
 #include "support/process.hpp"
 #include "support/stack.hpp"
+#include "webmon/common/check_result.hpp"
+#include "writer_fixture.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
+using namespace std::chrono_literals;
 
 using FreshDatabase = webmon::test::TestDatabase;
 
@@ -55,24 +59,37 @@ class CliStats : public ::testing::Test {
     return webmon::test::run_command(args);
   }
 
+  // Through the pipeline a user's rows take: each row a v1 message on a topic of the stack's
+  // Kafka, stored by the real webmon-writer (which also creates the day partitions they need).
   void insert(const std::vector<Row>& rows) {
-    pqxx::connection c(db_.uri());
-    pqxx::work tx(c);
-    tx.exec0("INSERT INTO checkers (name) VALUES ('test-checker')");
+    using webmon::writer::test::Producer;
+    const webmon::writer::test::TestTopic topic("stats_topic");
+    Producer producer;
+    producer.create_topic(topic.name(), 1);
+    const auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    anchor_ = now;
     for (const auto& r : rows) {
-      tx.exec_params0(
-          "INSERT INTO targets (name, url, first_seen, last_seen) VALUES ($1, $2, now(), now()) "
-          "ON CONFLICT (name) DO NOTHING",
-          r.target, "https://" + r.target + ".example/");
-      tx.exec_params0(
-          "INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, http_response_time, "
-          "body_bytes, http_status, redirects, error, ok, error_detail) "
-          "SELECT now() - make_interval(mins => $2), now() - make_interval(mins => $2) + make_interval(secs => $3), "
-          "t.id, (SELECT id FROM checkers LIMIT 1), 1.0, $4, 0, $5, 0, $6, $7, nullif($8, '') "
-          "FROM targets t WHERE t.name = $1",
-          r.target, r.minutes_ago, r.lateness_s, r.response_time, r.status, r.error, r.ok, r.detail);
+      webmon::CheckResult c;
+      c.target = r.target;
+      c.url = "https://" + r.target + ".example/";
+      c.scheduled_at = now - std::chrono::minutes(r.minutes_ago);
+      c.started_at = c.scheduled_at + std::chrono::milliseconds(std::lround(r.lateness_s * 1000));
+      if (r.response_time) c.http_response_time = static_cast<double>(*r.response_time);
+      c.http_status = r.status;
+      c.ok = r.ok;
+      if (r.error) c.error = *r.error == 1 ? webmon::ErrorClass::dns : webmon::ErrorClass::timeout;
+      c.error_detail = r.detail;
+      c.timings.total = 1.0;
+      c.checker = "test-checker";
+      producer.produce(topic.name(), c.target, webmon::encode_check_result(c));
     }
-    tx.commit();
+    producer.flush();
+    webmon::writer::test::Writer writer(dir_.path(), "writer", topic.name(), webmon::test::unique_name("stats_group"),
+                                        db_.uri());
+    const auto stored = [&] { return db_.scalar("SELECT count(*) FROM checks"); };
+    ASSERT_TRUE(webmon::test::eventually([&] { return stored() == std::to_string(rows.size()); }, 120s))
+        << stored() << " rows of " << rows.size() << "\n" << writer.log();
+    ASSERT_EQ(writer.stop(), 0) << writer.log();
   }
 
   // alpha: 100 checks in the last 50 minutes, response times 0.01..1.00 s, one timeout.
@@ -110,8 +127,15 @@ class CliStats : public ::testing::Test {
     return v;
   }
 
+  // A --since value reaching back `minutes` before the rows' "now", however long the writer took.
+  std::string since_before_anchor(double minutes) const {
+    const auto late = std::chrono::duration<double>(std::chrono::system_clock::now() - anchor_).count();
+    return std::to_string(std::lround(minutes * 60 + late)) + "s";
+  }
+
   FreshDatabase db_;
   webmon::test::TempDir dir_;
+  std::chrono::system_clock::time_point anchor_ = std::chrono::system_clock::now();
   fs::path config_;
 };
 
@@ -187,7 +211,9 @@ TEST_F(CliStats, SinceAndTargetFilters) {
     EXPECT_TRUE(gamma.at("last_error").is_null());
   }
   {
-    const auto [status, output] = webmon_cli({"stats", "--since", "15m30s", "--target", "alpha", "--format", "json"});
+    // 15m30s before the rows' "now" (the messages' times are relative to when they were sent).
+    const auto [status, output] =
+        webmon_cli({"stats", "--since", since_before_anchor(15.5), "--target", "alpha", "--format", "json"});
     ASSERT_EQ(status, 0) << output;
     const json::value doc = json::parse(output);
     ASSERT_EQ(doc.at("stats").as_array().size(), 1u) << output;
