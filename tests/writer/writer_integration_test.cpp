@@ -269,6 +269,17 @@ TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   db.exec("SELECT webmon_ensure_checks_partition(current_date - 30)");
   db.exec("SELECT webmon_ensure_checks_partition(current_date - 3)");
   ASSERT_EQ(db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'checks'::regclass"), "3");
+  // Rows of days without a partition of their own land in checks_default: one a year old, one a
+  // month ahead. And two dead letters, one received 20 days ago.
+  db.exec("INSERT INTO targets (name, url, first_seen, last_seen) VALUES ('r', 'http://r/', now(), now())");
+  db.exec("INSERT INTO checkers (name) VALUES ('retention-test')");
+  for (const char* when : {"now() - interval '365 days'", "now() + interval '30 days'"}) {
+    db.exec(std::string("INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, body_bytes, "
+                        "redirects, ok) SELECT ") + when + ", " + when + ", t.id, c.id, 0.1, 0, 0, true FROM targets t, checkers c");
+  }
+  db.exec("INSERT INTO dead_letters (topic, \"partition\", \"offset\", received_at, reason) VALUES "
+          "('t', 0, 1, now() - interval '20 days', 'old'), ('t', 0, 2, now(), 'new')");
+  ASSERT_EQ(db.scalar("SELECT count(*) FROM checks_default"), "2");
   WriterOptions options;
   options.retention_days = 10;
   const TestTopic topic("wt_topic");
@@ -282,6 +293,10 @@ TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   EXPECT_EQ(db.scalar("SELECT count(*) FROM pg_class WHERE relname = to_char(current_date + 2, '\"checks_\"YYYYMMDD')"),
             "1")
       << "partitions are created ahead";
+  // The default partition and dead_letters lose only their rows from before the cutoff.
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM checks_default WHERE scheduled_at < now() - interval '10 days'"), "0");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM checks_default WHERE scheduled_at > now()"), "1");
+  EXPECT_EQ(db.scalar("SELECT string_agg(reason, ',') FROM dead_letters"), "new");
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
