@@ -19,11 +19,42 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
+std::string kafka_port_plus(int offset) {
+  return std::to_string(std::stoi(env_or("KAFKA_PORT", "9092")) + offset);
+}
+
+std::string first_line_of(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty()) {
+    throw std::runtime_error(file.string() + " is missing or empty: start the stack with scripts/stack up");
+  }
+  return line;
+}
+
 }  // namespace
 
 std::string kafka_bootstrap() {
   return env_or("WEBMON_TEST_KAFKA", "127.0.0.1:" + env_or("KAFKA_PORT", "9092"));
 }
+
+std::string kafka_ssl_bootstrap() {
+  return env_or("WEBMON_TEST_KAFKA_SSL", "127.0.0.1:" + env_or("KAFKA_SSL_PORT", kafka_port_plus(2)));
+}
+
+std::string kafka_sasl_bootstrap() {
+  return env_or("WEBMON_TEST_KAFKA_SASL", "127.0.0.1:" + env_or("KAFKA_SASL_PORT", kafka_port_plus(3)));
+}
+
+std::filesystem::path stack_dir() {
+  return env_or("WEBMON_STACK_DIR", std::string(WEBMON_SOURCE_DIR) + "/.stack");
+}
+
+std::filesystem::path kafka_tls_dir() { return stack_dir() / "kafka" / "tls"; }
+
+std::string kafka_sasl_username() { return first_line_of(stack_dir() / "kafka" / "sasl" / "username"); }
+
+std::string kafka_sasl_password() { return first_line_of(stack_dir() / "kafka" / "sasl" / "password"); }
 
 std::string postgres_uri() {
   return env_or("WEBMON_TEST_PG_URI",

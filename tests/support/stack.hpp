@@ -11,6 +11,20 @@ namespace webmon::test {
 
 // $WEBMON_TEST_KAFKA, else 127.0.0.1:$KAFKA_PORT (default 9092).
 std::string kafka_bootstrap();
+// The stack's TLS listeners (scripts/stack): SSL with client certificates required, and SASL_SSL
+// (SCRAM-SHA-512 and PLAIN). $WEBMON_TEST_KAFKA_SSL, else 127.0.0.1:$KAFKA_SSL_PORT, else
+// 127.0.0.1:(KAFKA_PORT + 2); $WEBMON_TEST_KAFKA_SASL, else $KAFKA_SASL_PORT, else KAFKA_PORT + 3.
+std::string kafka_ssl_bootstrap();
+std::string kafka_sasl_bootstrap();
+// $WEBMON_STACK_DIR, else .stack/ in the source tree (scripts/stack's default).
+std::filesystem::path stack_dir();
+// The CA and the client certificate scripts/stack made, in the earlier tool's file names:
+// ca.pem, service.cert, service.key (stack_dir()/kafka/tls).
+std::filesystem::path kafka_tls_dir();
+// The SASL user on the SASL_SSL listener and its password (stack_dir()/kafka/sasl/{username,password});
+// throws naming the file when scripts/stack has not made it.
+std::string kafka_sasl_username();
+std::string kafka_sasl_password();
 // $WEBMON_TEST_PG_URI, else postgresql://webmon:webmon@127.0.0.1:$PG_PORT/webmon (default 5432).
 std::string postgres_uri();
 
