@@ -104,6 +104,14 @@ TEST(CheckerKafkaIntegration, OneMessagePerDueProbeWithEveryFieldRight) {
       << metrics;
   EXPECT_GE(webmon::test::metric_value(metrics, "webmon_checker_probes_total{outcome=\"connect\"}").value_or(0), 1)
       << metrics;
+  // Every finished probe's lateness is observed; what runs now is at most one probe per target.
+  EXPECT_GE(webmon::test::metric_value(metrics, "webmon_checker_lateness_seconds_count").value_or(0), 6) << metrics;
+  const auto in_flight = webmon::test::metric_value(metrics, "webmon_checker_probes_in_flight");
+  ASSERT_TRUE(in_flight.has_value()) << metrics;
+  EXPECT_GE(*in_flight, 0);
+  EXPECT_LE(*in_flight, 4);
+  EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_targets"), std::optional<double>(4)) << metrics;
+  EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_results_dropped_total"), std::optional<double>(0));
 
   checker.signal(SIGTERM);
   const auto status = checker.wait_for_exit(60s);
