@@ -35,15 +35,22 @@ TEST(EndToEnd, RowsInCheckResultsMatchWhatTheCheckerSent) {
     return "  - name: " + name + "\n    target: \"" + url + "\"\n    check_interval_seconds: 1\n" +
            "    timeout_seconds: 0.8\n" + extra;
   };
+  // Host names where users write them: Kafka, PostgreSQL and one site as `localhost`, resolved by
+  // librdkafka, libpq and the checker's own resolver (c-ares, /etc/hosts) in the real binaries.
+  const auto by_name = [](std::string address) {
+    const auto at = address.find("127.0.0.1");
+    if (at != std::string::npos) address.replace(at, 9, "localhost");
+    return address;
+  };
   const auto cfg = dir.write(
       "config.yml",
-      "kafka:\n  bootstrap_servers: \"" + webmon::test::kafka_bootstrap() + "\"\n  topic: " + topic +
+      "kafka:\n  bootstrap_servers: \"" + by_name(webmon::test::kafka_bootstrap()) + "\"\n  topic: " + topic +
           "\n  topic_partitions: 2\n"
-          "postgres:\n  uri: \"" + db.uri() + "\"\n"
+          "postgres:\n  uri: \"" + by_name(db.uri()) + "\"\n"
           "writer:\n  group_id: " + topic + "\n  batch_max_ms: 200\n"
           "checker:\n  instance_id: e2e\n"
           "targets:\n" +
-          target("ok-site", site.url("/ok"), "    regexp: \"hello\"\n") + target("missing", site.url("/missing")) +
+          target("ok-site", by_name(site.url("/ok")), "    regexp: \"hello\"\n") + target("missing", site.url("/missing")) +
           target("refused", "http://127.0.0.1:" + std::to_string(refused) + "/") + target("slow", site.url("/slow")));
 
   ChildProcess writer({WEBMON_WRITER_BIN, "--config", cfg.string()}, dir.path() / "writer.log");
