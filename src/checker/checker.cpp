@@ -17,6 +17,8 @@
 #include "webmon/checker/probe.hpp"
 #include "webmon/checker/producer.hpp"
 #include "webmon/checker/scheduler.hpp"
+#include "webmon/common/config_keys.hpp"
+#include "webmon/common/logging.hpp"
 #include "webmon/common/metrics_server.hpp"
 #include "webmon/common/service.hpp"
 
@@ -110,6 +112,7 @@ class CheckerProcess {
       return;
     }
     auto targets = share_targets(std::move(next.targets));
+    next.targets.clear();  // compared with config_, whose targets moved to targets_ at start
     const auto added_changed_removed = diff_summary(targets_, targets);
     try {
       scheduler_.apply(targets, probe_fn(std::move(ctx)), next.checker.dns);
@@ -119,10 +122,7 @@ class CheckerProcess {
       service::notify_ready();
       return;
     }
-    warn_needs_restart(next);
-    config_.checker.dns = next.checker.dns;
-    config_.checker.max_body_memory_bytes = next.checker.max_body_memory_bytes;
-    body_budget_->set_limit(next.checker.max_body_memory_bytes);
+    apply_or_log_restart(next);
     targets_ = std::move(targets);
     metrics_.targets.Set(static_cast<double>(targets_.size()));
     metrics_.reloads_ok.Increment();
@@ -131,15 +131,19 @@ class CheckerProcess {
     service::notify_ready();
   }
 
-  void warn_needs_restart(const Config& next) const {
-    const auto& a = config_;
-    if (a.kafka.bootstrap_servers != next.kafka.bootstrap_servers || a.kafka.topic != next.kafka.topic ||
-        a.kafka.security_protocol != next.kafka.security_protocol || a.kafka.properties != next.kafka.properties ||
-        a.checker.threads != next.checker.threads || a.checker.max_in_flight != next.checker.max_in_flight ||
-        a.checker.metrics_listen != next.checker.metrics_listen || a.checker.instance_id != next.checker.instance_id) {
-      spdlog::warn("reload: changes to the kafka and checker sections take effect at the next restart; "
-                   "targets were reloaded");
+  // Every changed key is either applied here or logged as needing a restart, as the key tables
+  // say (config_keys.hpp); a key that needs one keeps its old value, so that each later reload
+  // says so again until the restart. The targets were applied by the caller.
+  void apply_or_log_restart(const Config& next) {
+    for (const auto& line : reload_lines(changed_keys(config_, next), Component::checker)) {
+      if (line.needs_restart) spdlog::warn("{}", line.text);
+      else spdlog::info("{}", line.text);
     }
+    config_.checker.dns = next.checker.dns;
+    config_.checker.max_body_memory_bytes = next.checker.max_body_memory_bytes;
+    body_budget_->set_limit(next.checker.max_body_memory_bytes);
+    config_.log_format = next.log_format;
+    set_log_format(next.log_format);
   }
 
   ProbeLimits limits() const {

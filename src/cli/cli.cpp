@@ -13,6 +13,8 @@
 
 #include "stats.hpp"
 #include "webmon/common/config.hpp"
+#include "webmon/common/config_keys.hpp"
+#include "webmon/common/daemon_args.hpp"
 #include "webmon/common/logging.hpp"
 #include "webmon/common/version.hpp"
 #include "webmon/writer/migrations.hpp"
@@ -27,6 +29,10 @@ constexpr std::string_view kUsage =
     "commands:\n"
     "  migrate   apply the pending schema migrations (the writer also does this at start)\n"
     "  stats     per target: checks, ok share, p50/p95/p99 response time, last status, last error\n"
+    "  config-schema\n"
+    "            print every config key from the key tables (no config file needed):\n"
+    "            --format markdown (default: the reference table of docs/configuration.md)\n"
+    "            or --format json (a JSON Schema of config.yml, for editors)\n"
     "\n"
     "options (every command):\n"
     "  --config PATH      config file (default: $WEBMON_CONFIG, else ./config/config.yml);\n"
@@ -56,48 +62,42 @@ struct Args {
   bool version = false;
 };
 
-// Parses the command line; a usage error is returned as text.
+// Parses the command line (the same reader as the daemons'); a usage error is returned as text.
 std::optional<std::string> parse_args(int argc, const char* const* argv, Args& args) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a == "--help" || a == "-h" || a == "help") {
-      args.help = true;
-      continue;
-    }
-    if (a == "--version") {
-      args.version = true;
-      continue;
-    }
-    if (!a.starts_with("-")) {
-      if (!args.command.empty()) return "unexpected argument '" + std::string(a) + "'";
-      args.command = a;
-      continue;
-    }
-    // --name VALUE or --name=VALUE
-    const auto eq = a.find('=');
-    const std::string_view name = a.substr(0, eq);
-    std::string value;
-    if (eq != std::string_view::npos) {
-      value = a.substr(eq + 1);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      return std::string(name) + " needs a value";
-    }
-    if (name == "--config") args.config = value;
-    else if (name == "--log-level") args.log_level = value;
-    else if (name == "--since") args.since = value;
-    else if (name == "--target") args.target = value;
-    else if (name == "--format") args.format = value;
-    else return "unknown option '" + std::string(name) + "'";
-  }
+  static const CommandLineSpec spec{{"--help", "-h", "--version"},
+                                    {{"--config", "PATH"},
+                                     {"--log-level", "LEVEL"},
+                                     {"--since", "DURATION"},
+                                     {"--target", "NAME"},
+                                     {"--format", "FORMAT"}},
+                                    true};
+  auto parsed = parse_command_line(argc, argv, spec);
+  if (auto* error = std::get_if<std::string>(&parsed)) return std::move(*error);
+  const auto& line = std::get<CommandLine>(parsed);
+  args.command = line.command.value_or("");
+  args.help = line.flag("--help") || line.flag("-h") || args.command == "help";
+  args.version = line.flag("--version");
+  args.config = line.option("--config");
+  args.log_level = line.option("--log-level");
+  args.since = line.option("--since");
+  args.target = line.option("--target");
+  const auto format = line.option("--format");
   if (args.help || args.version) return std::nullopt;
-  if (args.command.empty()) return std::string("a command is needed: migrate or stats");
-  if (args.command != "migrate" && args.command != "stats") return "unknown command '" + args.command + "'";
-  if (args.command == "migrate" && (args.since || args.target || args.format != "table")) {
+  if (args.command.empty()) return std::string("a command is needed: migrate, stats or config-schema");
+  if (args.command != "migrate" && args.command != "stats" && args.command != "config-schema") {
+    return "unknown command '" + args.command + "'";
+  }
+  if (args.command == "migrate" && (args.since || args.target || format)) {
     return std::string("migrate takes no --since, --target or --format");
   }
-  if (args.format != "table" && args.format != "json") return "--format must be table or json";
+  if (args.command == "config-schema") {
+    if (args.since || args.target) return std::string("config-schema takes no --since or --target");
+    args.format = format.value_or("markdown");
+    if (args.format != "markdown" && args.format != "json") return std::string("--format must be markdown or json");
+    return std::nullopt;
+  }
+  args.format = format.value_or("table");
+  if (args.format != "table" && args.format != "json") return std::string("--format must be table or json");
   if (args.target && args.target->empty()) return std::string("--target needs a name");
   return std::nullopt;
 }
@@ -138,6 +138,10 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   }
   if (args.version) {
     out << "webmon " << version() << "\n";
+    return 0;
+  }
+  if (args.command == "config-schema") {  // from the key tables; no config file is read
+    out << (args.format == "json" ? config_json_schema() : config_reference_markdown());
     return 0;
   }
   if (args.since && !parse_duration(*args.since)) {

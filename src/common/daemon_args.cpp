@@ -1,5 +1,6 @@
 #include "webmon/common/daemon_args.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -22,40 +23,55 @@ std::string daemon_usage(std::string_view program) {
          "  --help             print this help and exit\n";
 }
 
-std::optional<DaemonArgs> parse_daemon_args(int argc, const char* const* argv, std::string_view program) {
-  DaemonArgs args;
-  auto fail = [&](const std::string& msg) -> std::optional<DaemonArgs> {
-    std::cerr << program << ": " << msg << "\n" << daemon_usage(program);
-    return std::nullopt;
-  };
+std::optional<std::string> CommandLine::option(std::string_view name) const {
+  if (auto it = options.find(name); it != options.end()) return it->second;
+  return std::nullopt;
+}
+
+std::variant<CommandLine, std::string> parse_command_line(int argc, const char* const* argv,
+                                                          const CommandLineSpec& spec) {
+  CommandLine out;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    auto value = [&](std::string_view flag, std::optional<std::string>& out) -> bool {
-      if (a == flag) {
-        if (i + 1 >= argc) return false;
-        out = argv[++i];
-        return true;
-      }
-      if (a.size() > flag.size() + 1 && a.substr(0, flag.size()) == flag && a[flag.size()] == '=') {
-        out = std::string(a.substr(flag.size() + 1));
-        return true;
-      }
-      return false;
-    };
-    if (a == "--help" || a == "-h") {
-      args.help = true;
-    } else if (a == "--version") {
-      args.version = true;
-    } else if (a == "--check-config") {
-      args.check_config = true;
-    } else if (a.starts_with("--config")) {
-      if (!value("--config", args.config)) return fail("--config needs a PATH");
-    } else if (a.starts_with("--log-level")) {
-      if (!value("--log-level", args.log_level)) return fail("--log-level needs a LEVEL");
+    if (std::find(spec.flags.begin(), spec.flags.end(), a) != spec.flags.end()) {
+      out.flags.emplace(a);
+      continue;
+    }
+    if (!a.starts_with("-")) {
+      if (!spec.command || out.command) return "unexpected argument '" + std::string(a) + "'";
+      out.command = std::string(a);
+      continue;
+    }
+    const auto eq = a.find('=');
+    const std::string_view name = a.substr(0, eq);
+    const auto opt = std::find_if(spec.options.begin(), spec.options.end(), [&](const auto& o) { return o.first == name; });
+    if (opt == spec.options.end()) return "unknown option '" + std::string(name) + "'";
+    if (eq != std::string_view::npos) {
+      out.options[std::string(name)] = std::string(a.substr(eq + 1));
+    } else if (i + 1 < argc) {
+      out.options[std::string(name)] = argv[++i];
     } else {
-      return fail("unknown argument '" + std::string(a) + "'");
+      return std::string(name) + " needs a " + std::string(opt->second);
     }
   }
+  return out;
+}
+
+std::optional<DaemonArgs> parse_daemon_args(int argc, const char* const* argv, std::string_view program) {
+  static const CommandLineSpec spec{{"--help", "-h", "--version", "--check-config"},
+                                    {{"--config", "PATH"}, {"--log-level", "LEVEL"}}};
+  auto parsed = parse_command_line(argc, argv, spec);
+  if (auto* error = std::get_if<std::string>(&parsed)) {
+    std::cerr << program << ": " << *error << "\n" << daemon_usage(program);
+    return std::nullopt;
+  }
+  const auto& line = std::get<CommandLine>(parsed);
+  DaemonArgs args;
+  args.help = line.flag("--help") || line.flag("-h");
+  args.version = line.flag("--version");
+  args.check_config = line.flag("--check-config");
+  args.config = line.option("--config");
+  args.log_level = line.option("--log-level");
   return args;
 }
 
@@ -95,6 +111,7 @@ DaemonStart start_daemon(int argc, const char* const* argv, std::string_view pro
     return start;
   }
   init_logging(level, load.config->log_format);
+  for (const auto& notice : load.config->notices) spdlog::info("{}", notice);
   start.config = std::move(load.config);
   return start;
 }

@@ -1,6 +1,7 @@
 #include "webmon/common/logging.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -16,6 +17,9 @@ namespace webmon {
 namespace {
 
 std::mutex g_secrets_mutex;
+// Read by the sink on every record, so that a reload changes the format of the next line without
+// replacing the logger other threads are writing through.
+std::atomic<LogFormat> g_format{LogFormat::text};
 std::vector<std::string> g_secrets;  // grows only at load/reload; read on every log line
 
 // A JSON string literal, quotes included (Boost.JSON does the escaping).
@@ -32,15 +36,12 @@ void redact_secrets(std::string& line) {
 
 // Writes each record to stderr as text or as one JSON object per line, with secrets masked.
 class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  explicit StderrSink(LogFormat format) : format_(format) {}
-
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     std::string text(msg.payload.data(), msg.payload.size());
     redact_secrets(text);
     std::string line;
-    if (format_ == LogFormat::json) {
+    if (g_format.load(std::memory_order_relaxed) == LogFormat::json) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
       const auto level = spdlog::level::to_string_view(msg.level);
       line = fmt::format(R"({{"ts_ms":{},"level":"{}","logger":{},"msg":{}}})", ms,
@@ -58,9 +59,6 @@ class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::fwrite(line.data(), 1, line.size(), stderr);
   }
   void flush_() override { std::fflush(stderr); }
-
- private:
-  LogFormat format_;
 };
 
 }  // namespace
@@ -77,7 +75,8 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name) 
 }
 
 void init_logging(spdlog::level::level_enum level, LogFormat format) {
-  auto sink = std::make_shared<StderrSink>(format);
+  g_format = format;
+  auto sink = std::make_shared<StderrSink>();
   sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %l [%n] %v",
                                                                    spdlog::pattern_time_type::utc));
   auto logger = std::make_shared<spdlog::logger>("webmon", std::move(sink));
@@ -85,6 +84,10 @@ void init_logging(spdlog::level::level_enum level, LogFormat format) {
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
 }
+
+void set_log_format(LogFormat format) { g_format = format; }
+
+LogFormat log_format() { return g_format.load(); }
 
 spdlog::level::level_enum resolve_log_level(std::optional<std::string_view> from_flag) {
   std::string_view name = "info";

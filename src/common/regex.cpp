@@ -58,7 +58,7 @@ std::atomic<std::uint64_t> g_limit_hits{0};
 
 }  // namespace
 
-std::variant<std::shared_ptr<const Regex>, Regex::CompileError> Regex::compile(std::string_view pattern) {
+std::variant<std::shared_ptr<const Regex>, Regex::CompileError> Regex::compile(std::string_view pattern, bool want_jit) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   // UTF so that `.` and character classes see characters as the earlier tool's Python `re` did;
@@ -69,9 +69,9 @@ std::variant<std::shared_ptr<const Regex>, Regex::CompileError> Regex::compile(s
 
   // JIT needs memory that is writable and then executable; systemd's MemoryDenyWriteExecute=yes
   // and some container profiles forbid that. The interpreter gives the same answers, slower.
-  const int jit_rc = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
-  const bool jit = jit_rc == 0;
-  if (!jit) {
+  const int jit_rc = want_jit ? pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) : 0;
+  const bool jit = want_jit && jit_rc == 0;
+  if (want_jit && !jit) {
     static std::once_flag warned;
     std::call_once(warned, [jit_rc] {
       spdlog::warn("PCRE2 JIT unavailable ({}); regular expressions use the interpreter", error_message(jit_rc));

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   auto start = webmon::start_daemon(argc, argv, "webmon-writer", webmon::Component::writer);
   if (!start.config) return start.exit_code;
   try {
-    return webmon::writer::run_writer(*start.config);
+    return webmon::writer::run_writer(*start.config, start.config_path);
   } catch (const std::exception& e) {
     spdlog::critical("webmon-writer: {}", e.what());
     return 1;

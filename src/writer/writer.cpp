@@ -10,6 +10,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "webmon/common/config_keys.hpp"
 #include "webmon/common/logging.hpp"
 #include "webmon/common/metrics_server.hpp"
 #include "webmon/common/service.hpp"
@@ -30,11 +31,52 @@ sigset_t handled_signals() {
   return set;
 }
 
+// The sections of a config without its targets (which the writer does not use): what a reload is
+// compared with, kept small when the file lists 100,000 targets.
+Config sections_of(const Config& c) {
+  Config out;
+  out.source = c.source;
+  out.kafka = c.kafka;
+  out.postgres = c.postgres;
+  out.checker = c.checker;
+  out.writer = c.writer;
+  out.log_format = c.log_format;
+  return out;
+}
+
+// SIGHUP: the file is validated completely; log_format is applied, every other changed key the
+// writer reads is logged as needing a restart, as the key tables say.
+void reload(Config& current, const std::filesystem::path& path) {
+  service::notify_reloading();
+  if (path.empty()) {
+    spdlog::info("SIGHUP: no config file to reload");
+    service::notify_ready();
+    return;
+  }
+  spdlog::info("SIGHUP: reloading {}", path.string());
+  auto load = load_config(path, Component::writer);
+  if (!load.ok()) {
+    for (const auto& e : load.errors) spdlog::error("reload: {}", e.to_string());
+    spdlog::error("reload failed: {} error(s); the previous config keeps running", load.errors.size());
+  } else {
+    const Config next = sections_of(*load.config);
+    for (const auto& line : reload_lines(changed_keys(current, next), Component::writer)) {
+      if (line.needs_restart) spdlog::warn("{}", line.text);
+      else spdlog::info("{}", line.text);
+    }
+    current.log_format = next.log_format;
+    set_log_format(next.log_format);
+    spdlog::info("reloaded {}", path.string());
+  }
+  service::notify_ready();
+}
+
 // Waits for signals on a thread of its own: the real work (stopping) happens in the loops that
-// read `stop`, never in a signal handler.
+// read `stop`, never in a signal handler; a reload only reads the file and logs.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(std::atomic<bool>& stop) : thread_([this, &stop] { watch(stop); }) {}
+  SignalWatcher(std::atomic<bool>& stop, const Config& config, std::filesystem::path path)
+      : current_(sections_of(config)), path_(std::move(path)), thread_([this, &stop] { watch(stop); }) {}
   ~SignalWatcher() {
     done_ = true;
     thread_.join();
@@ -52,12 +94,12 @@ class SignalWatcher {
         spdlog::info("{} received: finishing the batch in flight and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         stop = true;
       } else if (sig == SIGHUP) {
-        spdlog::info("SIGHUP: the writer has nothing to reload (restart it to change its settings)");
-        service::notify_reloading();
-        service::notify_ready();
+        reload(current_, path_);
       }
     }
   }
+  Config current_;
+  std::filesystem::path path_;
   std::atomic<bool> done_{false};
   std::thread thread_;
 };
@@ -89,11 +131,11 @@ bool migrate(const Config& config, const std::atomic<bool>& stop, WriterMetrics&
 
 }  // namespace
 
-int run_writer(const Config& config) {
+int run_writer(const Config& config, const std::filesystem::path& config_path) {
   const sigset_t set = handled_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started from here on
   std::atomic<bool> stop{false};
-  SignalWatcher signals(stop);
+  SignalWatcher signals(stop, config, config_path);
 
   auto metrics = std::make_shared<WriterMetrics>(std::make_shared<prometheus::Registry>());
   try {

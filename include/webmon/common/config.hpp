@@ -39,7 +39,7 @@ struct TargetConfig {
   std::chrono::nanoseconds interval{};   // check_interval_seconds (int or float), > 0
   std::chrono::nanoseconds timeout{};    // timeout_seconds; default min(10 s, interval); <= interval
   std::string regexp_source;             // empty: no regexp
-  std::shared_ptr<const Regex> regexp;   // compiled (JIT when allowed) at load; null without regexp
+  std::shared_ptr<const Regex> regexp;   // compiled at load (JIT only in the checker); null without regexp
   HttpMethod method = HttpMethod::get;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order
   std::string body;
@@ -48,11 +48,12 @@ struct TargetConfig {
   int max_redirects = 10;
   IpFamily ip_family = IpFamily::any;
   bool tls_verify = true;
-  std::string ca_file;                   // empty: the system CAs
+  std::string ca_file;                   // empty: the system CAs; checked to exist by the checker only
   std::size_t max_body_bytes = 1024 * 1024;
 
   bool status_is_valid(int status) const noexcept;
-  // Equal in everything a probe depends on (the compiled regexp is compared by its source).
+  // Equal in every key of the target table (all of them are probe settings; the compiled regexp
+  // is compared by its source).
   bool same_probe(const TargetConfig& other) const noexcept;
 };
 
@@ -128,6 +129,9 @@ struct Config {
   CheckerSection checker;
   WriterSection writer;
   LogFormat log_format = LogFormat::text;
+  // What the loader decided on its own that the daemon logs once at start (e.g. SSL taken from the
+  // earlier tool's key files); not compared on reload.
+  std::vector<std::string> notices;
 };
 
 // One problem in a config file, e.g. "config.yml:12:5: targets[3].check_interval_seconds: must be > 0".
@@ -141,7 +145,10 @@ struct ConfigError {
 };
 
 // What a component requires of the file: the checker needs kafka and targets, the writer kafka and
-// postgres, the admin CLI postgres. Sections a component does not need are still validated.
+// postgres, the admin CLI postgres. Sections a component does not need are still validated, except
+// what only the checker's probes use: the writer and the CLI do not JIT-compile the targets' regexps
+// (the interpreter's compile checks them) nor look for their ca_file (`webmon-checker --check-config`
+// does both).
 enum class Component { checker, writer, admin };
 
 struct ConfigLoad {
@@ -160,7 +167,8 @@ ConfigLoad load_config(const std::filesystem::path& file, Component component,
 ConfigLoad parse_config(std::string_view yaml, const std::filesystem::path& file_name,
                         Component component, const EnvLookup& env = process_env());
 
-// --config, else $WEBMON_CONFIG, else ./config/config.yml.
+// --config, else $WEBMON_CONFIG, else $WEBSITE_MONITOR_CONFIG_PATH/config.yml (the earlier tool's
+// variable, a directory), else ./config/config.yml.
 std::filesystem::path resolve_config_path(std::optional<std::string_view> from_flag);
 
 }  // namespace webmon

@@ -15,8 +15,13 @@ enum class LogFormat { text, json };
 // Parses "trace|debug|info|warn|warning|error|critical|off"; nullopt when unknown.
 std::optional<spdlog::level::level_enum> parse_log_level(std::string_view name);
 
-// Installs the default logger on stderr. Safe to call again (a reload may change the format).
+// Installs the default logger on stderr. Call once at start (other threads log through it).
 void init_logging(spdlog::level::level_enum level, LogFormat format);
+
+// Changes the format of the lines logged from now on (log_format on SIGHUP); safe while other
+// threads log.
+void set_log_format(LogFormat format);
+LogFormat log_format();
 
 // The level the command line asked for (--log-level), else $WEBMON_LOG_LEVEL, else info.
 // Throws std::invalid_argument naming the bad value.

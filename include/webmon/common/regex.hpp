@@ -16,8 +16,9 @@ class Regex {
     std::string message;  // PCRE2's own message
     std::size_t offset;   // in the pattern
   };
-  // A compiled Regex, or PCRE2's error.
-  static std::variant<std::shared_ptr<const Regex>, CompileError> compile(std::string_view pattern);
+  // A compiled Regex, or PCRE2's error. `jit` false: the interpreter only (the writer and the CLI
+  // check a pattern but never search with it, so they need no JIT code).
+  static std::variant<std::shared_ptr<const Regex>, CompileError> compile(std::string_view pattern, bool jit = true);
 
   ~Regex();
   Regex(const Regex&) = delete;
