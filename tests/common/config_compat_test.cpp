@@ -135,5 +135,26 @@ TEST(ConfigCompat, MetricsListenOnAllAddresses) {
   EXPECT_EQ(r.config->checker.metrics_listen, ":9100");
 }
 
+// The checker's own target settings: the writer and the CLI check a regexp with the interpreter
+// (no JIT code for patterns they never search with) and leave a target's ca_file alone.
+TEST(ConfigComponents, OnlyTheCheckerJitCompilesAndLooksForTargetFiles) {
+  const std::string yaml =
+      "kafka: {bootstrap_servers: \"h:1\"}\npostgres: {uri: x}\ntargets:\n"
+      "  - {name: a, target: \"http://h/\", check_interval_seconds: 5, regexp: \"ok|up\", ca_file: /nonexistent/ca.pem}\n";
+  for (auto c : {Component::writer, Component::admin}) {
+    const auto r = parse_config(yaml, "t.yml", c, kNoEnv);
+    ASSERT_TRUE(r.ok()) << all(r);
+    const auto& t = r.config->targets.at(0);
+    ASSERT_TRUE(t.regexp);
+    EXPECT_FALSE(t.regexp->jit());
+    EXPECT_TRUE(t.regexp->search("all up"));
+    EXPECT_EQ(t.ca_file, "/nonexistent/ca.pem");
+  }
+  const auto checker = parse_config(yaml, "t.yml", Component::checker, kNoEnv);
+  ASSERT_EQ(checker.errors.size(), 1u) << all(checker);
+  EXPECT_EQ(checker.errors[0].key, "targets[0].ca_file");
+  EXPECT_THAT(checker.errors[0].message, HasSubstr("file not found"));
+}
+
 }  // namespace
 }  // namespace webmon
