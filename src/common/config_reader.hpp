@@ -130,19 +130,12 @@ struct Doc {
   constexpr Doc(std::string_view name_, std::string_view doc_, Reload reload_, unsigned used_by_,
                 std::string_view example_ = {})
       : name(name_), doc(doc_), reload(reload_), used_by(used_by_), example(example_) {}
-#define WEBMON_DOC_SETTER(member, type) \
-  constexpr Doc member(type v) const {  \
-    Doc d = *this;                      \
-    d.member##_ = v;                    \
-    return d;                           \
-  }
-  WEBMON_DOC_SETTER(synonyms, std::string_view)
-  WEBMON_DOC_SETTER(required_by, unsigned)
-  WEBMON_DOC_SETTER(default_text, std::string_view)
-  WEBMON_DOC_SETTER(type_text, std::string_view)
-  WEBMON_DOC_SETTER(schema, std::string_view)
-  WEBMON_DOC_SETTER(null_is_empty, bool)
-#undef WEBMON_DOC_SETTER
+  constexpr Doc synonyms(std::string_view v) const { return with(&Doc::synonyms_, v); }
+  constexpr Doc required_by(unsigned v) const { return with(&Doc::required_by_, v); }
+  constexpr Doc default_text(std::string_view v) const { return with(&Doc::default_text_, v); }
+  constexpr Doc type_text(std::string_view v) const { return with(&Doc::type_text_, v); }
+  constexpr Doc schema(std::string_view v) const { return with(&Doc::schema_, v); }
+  constexpr Doc null_is_empty(bool v) const { return with(&Doc::null_is_empty_, v); }
 
   std::string_view name;
   std::string_view doc;                 // one line
@@ -155,6 +148,14 @@ struct Doc {
   std::string_view type_text_;          // custom rows: the type as the docs show it
   std::string_view schema_;             // custom rows: the value's JSON Schema
   bool null_is_empty_ = false;          // `key:` with no value counts as given (an empty list)
+
+ private:
+  template <class T>
+  constexpr Doc with(T Doc::*member, T v) const {
+    Doc d = *this;
+    d.*member = v;
+    return d;
+  }
 };
 
 template <class S>
