@@ -6,10 +6,13 @@
 //   - SASL_SSL with a password from ${ENV} that no log line of either daemon shows, even at
 //     --log-level debug: PLAIN, and SCRAM-SHA-512 (see ScramSha512 below for Debian 12's librdkafka);
 //   - a client certificate the broker's CA did not sign, and none at all: the daemons say so in
-//     their logs, keep running and stop cleanly.
+//     their logs, keep running and stop cleanly;
+//   - the earlier tool's config directory as it was: config.yml with no security_protocol and
+//     kafka/ca.pem, service.cert, service.key beside it, found through $WEBSITE_MONITOR_CONFIG_PATH.
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -77,13 +80,18 @@ std::string sasl_section(const std::string& mechanism, const std::string& passwo
          "\"\n    password: \"${" + password_var + "}\"\n";
 }
 
-// The checker and the writer on one config, at --log-level debug, with `env` added.
+std::vector<std::string> daemon_args(const char* binary, const std::filesystem::path& config) {
+  std::vector<std::string> args{binary, "--log-level", "debug"};
+  if (!config.empty()) args.insert(args.end(), {"--config", config.string()});
+  return args;
+}
+
+// The checker and the writer on one config (none: they look for it themselves), at
+// --log-level debug, with `env` added.
 struct Daemons {
   Daemons(const TempDir& dir, const std::filesystem::path& config, const std::vector<std::string>& env)
-      : writer({WEBMON_WRITER_BIN, "--config", config.string(), "--log-level", "debug"}, dir.path() / "writer.log",
-               env),
-        checker({WEBMON_CHECKER_BIN, "--config", config.string(), "--log-level", "debug"},
-                dir.path() / "checker.log", env) {}
+      : writer(daemon_args(WEBMON_WRITER_BIN, config), dir.path() / "writer.log", env),
+        checker(daemon_args(WEBMON_CHECKER_BIN, config), dir.path() / "checker.log", env) {}
   std::string logs() const { return "--- checker:\n" + checker.log() + "\n--- writer:\n" + writer.log(); }
   // SIGTERM to each; both exit 0.
   void stop() {
@@ -157,6 +165,35 @@ TEST(KafkaSecurity, SaslSslPlainWithAPasswordFromTheEnvironmentThatNoLogLineShow
   expect_results_arrive(db, site, d);
   d.stop();
   expect_not_in_logs(d, password);
+}
+
+// The earlier tool's users have a directory with config.yml and kafka/{ca.pem,service.cert,
+// service.key} (the files a managed Kafka hands out) and name it in $WEBSITE_MONITOR_CONFIG_PATH;
+// the config says nothing about security, that tool always used SSL. webmon connects with ssl
+// with those files, and each daemon says so once at start.
+TEST(KafkaSecurity, TheEarlierToolsConfigDirectoryWithItsKeyFilesConnectsWithSsl) {
+  webmon::test::HttpSite site;
+  webmon::test::TestDatabase db;
+  TempDir dir;
+  TopicName topic;
+  const auto config_dir = dir.path() / "website-monitor" / "config";
+  std::filesystem::create_directories(config_dir / "kafka");
+  for (const auto* name : {"ca.pem", "service.cert", "service.key"}) {
+    std::filesystem::copy_file(webmon::test::kafka_tls_dir() / name, config_dir / "kafka" / name);
+  }
+  {
+    std::ofstream out(config_dir / "config.yml");
+    out << config_text("  bootstrap_servers: \"" + webmon::test::kafka_ssl_bootstrap() + "\"\n", topic.name(),
+                       db.uri(), site.url("/ok"));
+  }
+  Daemons d(dir, {}, {"WEBSITE_MONITOR_CONFIG_PATH=" + config_dir.string()});
+  expect_results_arrive(db, site, d);
+  const std::string notice = "kafka: no security_protocol given and the earlier tool's key files found (" +
+                             (config_dir / "kafka" / "ca.pem").string();
+  EXPECT_NE(d.checker.log().find(notice), std::string::npos) << d.checker.log();
+  EXPECT_NE(d.writer.log().find(notice), std::string::npos) << d.writer.log();
+  EXPECT_NE(d.checker.log().find("): connecting with ssl"), std::string::npos) << d.checker.log();
+  d.stop();
 }
 
 // librdkafka before 2.6.1 (Debian 12 ships 2.0.2) sends a wrong nonce in SCRAM's client-final
