@@ -83,9 +83,8 @@ void Producer::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, vo
   self->metrics_.delivery_errors.Increment();
   try {
     // Log the first few and then every 1000th, so that an outage does not flood the log.
-    const auto n = self->delivery_errors_logged_.fetch_add(1, std::memory_order_relaxed);
-    if (n < 10 || n % 1000 == 0) {
-      spdlog::error("kafka: delivery failed ({} so far): {}", n + 1, rd_kafka_err2str(msg->err));
+    if (const auto n = self->delivery_error_log_.count()) {
+      spdlog::error("kafka: delivery failed ({} so far): {}", n, rd_kafka_err2str(msg->err));
     }
   } catch (...) {
     // The failure is counted above; only its log line is lost.

@@ -8,6 +8,7 @@
 #include <boost/url/url.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "webmon/common/hex.hpp"
 #include "webmon/common/text.hpp"
 
 namespace webmon {
@@ -25,7 +26,6 @@ std::string_view default_port(bool https) { return https ? "443" : "80"; }
 // Servers send Location values with spaces or raw UTF-8 that RFC 3986 does not allow; browsers
 // percent-encode those bytes and follow, so we do the same rather than report a protocol error.
 std::string percent_encode_unsafe(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size() + 16);
   for (const char c : s) {
@@ -33,8 +33,7 @@ std::string percent_encode_unsafe(std::string_view s) {
     if (u <= 0x20 || u >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
         c == '{' || c == '|' || c == '}') {
       out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
+      append_hex_byte(out, u, kHexUpper);
     } else {
       out += c;
     }

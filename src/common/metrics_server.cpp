@@ -26,6 +26,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include "webmon/common/backoff.hpp"
 #include "webmon/common/text.hpp"
 #include "webmon/common/version.hpp"
 
@@ -170,16 +171,18 @@ struct MetricsServer::Impl {
 
   asio::awaitable<void> accept_loop() {
     asio::steady_timer backoff(ioc);
+    Backoff waits(std::chrono::milliseconds(100), std::chrono::seconds(2));
     for (;;) {
       auto [ec, socket] = co_await acceptor->async_accept(kUseTuple);
       if (!acceptor->is_open()) co_return;
       if (ec) {
-        // E.g. out of file descriptors: wait a little instead of spinning on the error.
+        // E.g. out of file descriptors: wait, longer each time, instead of spinning on the error.
         spdlog::warn("metrics server: accept failed: {}", ec.message());
-        backoff.expires_after(std::chrono::milliseconds(100));
+        backoff.expires_after(waits.next());
         co_await backoff.async_wait(kUseTuple);
         continue;
       }
+      waits.reset();
       if (streams.size() >= options.max_connections) {
         beast::error_code ignored;
         socket.close(ignored);

@@ -8,6 +8,8 @@
 #include <pcre2.h>
 #include <spdlog/spdlog.h>
 
+#include "webmon/common/log_limit.hpp"
+
 namespace webmon {
 namespace {
 
@@ -54,7 +56,7 @@ ThreadMatchState& thread_state() {
   return state;
 }
 
-std::atomic<std::uint64_t> g_limit_hits{0};
+LogLimit g_gave_up_log;  // the first 10 bodies a pattern gave up on, then every 1000th
 
 }  // namespace
 
@@ -88,8 +90,7 @@ Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
 // A limit (or another match-time error): the body is treated as not matching. Logged sparingly,
 // since one bad pattern on one target would otherwise log on every probe.
 void note_gave_up(const std::string& pattern, std::size_t bytes, int rc) {
-  const auto hits = g_limit_hits.fetch_add(1, std::memory_order_relaxed);
-  if (hits < 10 || hits % 1000 == 0) {
+  if (g_gave_up_log.count()) {
     spdlog::warn("regexp '{}' gave up on a {}-byte body ({}); counted as no match", pattern, bytes, error_message(rc));
   }
 }

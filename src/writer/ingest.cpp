@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "webmon/common/backoff.hpp"
 #include "webmon/common/logging.hpp"
 #include "webmon/common/service.hpp"
 
@@ -416,8 +417,7 @@ void Ingestor::pg_failed(const PgFailure& failure, const char* during) {
   }
   lose_positions();
   // A job that fails again and again must not spin: each consecutive failure doubles the wait.
-  const int doublings = std::min(failed_in_a_row_ - 1, 10);
-  backoff_ = std::min(options_.backoff_initial * (1 << doublings), options_.backoff_max);
+  backoff_ = backoff_delay(options_.backoff_initial, options_.backoff_max, failed_in_a_row_ - 1);
   next_attempt_ = Clock::now() + backoff_;
 }
 

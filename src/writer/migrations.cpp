@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "embedded_sql.hpp"
+#include "webmon/common/hex.hpp"
 
 namespace webmon::writer {
 namespace {
@@ -53,14 +54,7 @@ std::string sha256_hex(std::string_view data) {
   if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
     throw std::runtime_error("SHA-256 failed");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 const std::vector<Migration>& embedded_migrations() {

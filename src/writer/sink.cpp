@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "webmon/common/hex.hpp"
 #include "webmon/writer/pg_format.hpp"
 
 namespace webmon::writer {
@@ -16,14 +17,10 @@ namespace {
 // would cost a row version per target per batch).
 constexpr auto kTouchEvery = std::chrono::seconds(60);
 
+// bytea's hex input form: \x then two digits a byte.
 std::string hex_bytea(const std::string& bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "\\x";
-  out.reserve(2 + bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xf]);
-  }
+  append_hex(out, bytes);
   return out;
 }
 

@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include "webmon/common/config_keys.hpp"
+#include "webmon/common/backoff.hpp"
+#include "webmon/common/log_limit.hpp"
 #include "webmon/common/logging.hpp"
 #include "webmon/common/metrics_server.hpp"
 #include "webmon/common/service.hpp"
@@ -106,8 +108,8 @@ class SignalWatcher {
 
 // Applies pending migrations, waiting (with backoff) for PostgreSQL to come up.
 bool migrate(const Config& config, const std::atomic<bool>& stop, WriterMetrics& metrics) {
-  auto backoff = std::chrono::milliseconds(100);
-  bool warned = false;
+  Backoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(5000));
+  LogLimit warning(1, 0);  // one warning until PostgreSQL answers
   while (!stop) {
     try {
       const auto report = apply_migrations(pg_session(config.postgres).conninfo);
@@ -117,14 +119,10 @@ bool migrate(const Config& config, const std::atomic<bool>& stop, WriterMetrics&
       throw;
     } catch (const std::exception& e) {
       metrics.postgres_errors.Increment();
-      if (!warned) {
-        spdlog::warn("postgresql {}: {}; retrying", redact_uri(config.postgres.uri), e.what());
-        warned = true;
-      }
+      if (warning.count()) spdlog::warn("postgresql {}: {}; retrying", redact_uri(config.postgres.uri), e.what());
     }
-    const auto until = std::chrono::steady_clock::now() + backoff;
+    const auto until = std::chrono::steady_clock::now() + backoff.next();
     while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
   return false;
 }

@@ -13,6 +13,7 @@
 #include "webmon/common/check_result.hpp"
 #include "webmon/common/config.hpp"
 #include "webmon/common/kafka.hpp"
+#include "webmon/common/log_limit.hpp"
 
 namespace webmon::checker {
 
@@ -57,7 +58,7 @@ class Producer {
   std::atomic<bool> connected_{false};
   std::atomic<bool> topic_ready_{false};
   std::atomic<std::uint64_t> dropped_{0};
-  std::atomic<std::uint64_t> delivery_errors_logged_{0};
+  LogLimit delivery_error_log_;  // the first 10 delivery errors, then every 1000th
 };
 
 }  // namespace webmon::checker
