@@ -9,20 +9,18 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
-constexpr std::array<std::string_view, 8> kOutcomes = {"ok",      "not_ok",   "dns",      "connect",
-                                                       "tls",     "timeout",  "protocol", "too_many_redirects"};
+// The label values of webmon_checker_probes_total: "ok", "not_ok", then the error classes.
+constexpr std::array<std::string_view, 2 + kErrorClasses.size()> kOutcomes = [] {
+  std::array<std::string_view, 2 + kErrorClasses.size()> out{"ok", "not_ok"};
+  for (std::size_t i = 0; i < kErrorClasses.size(); ++i) out[2 + i] = kErrorClasses[i].name;
+  return out;
+}();
 
 std::size_t outcome_index(const CheckResult& r) noexcept {
-  switch (r.error) {
-    case ErrorClass::none: return r.ok ? 0 : 1;
-    case ErrorClass::dns: return 2;
-    case ErrorClass::connect: return 3;
-    case ErrorClass::tls: return 4;
-    case ErrorClass::timeout: return 5;
-    case ErrorClass::protocol: return 6;
-    case ErrorClass::too_many_redirects: return 7;
+  for (std::size_t i = 0; i < kErrorClasses.size(); ++i) {
+    if (kErrorClasses[i].value == r.error) return 2 + i;
   }
-  return 6;
+  return r.ok ? 0 : 1;  // ErrorClass::none
 }
 
 prometheus::Family<prometheus::Counter>& reloads_family(prometheus::Registry& reg) {

@@ -4,15 +4,113 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/error.hpp>
+
+#include "webmon/common/hex.hpp"
+#include "webmon/common/message_fields.hpp"
 
 namespace webmon {
 namespace {
 
 namespace json = boost::json;
 using namespace std::chrono;
+using v1::Json;
+using v1::kFieldCount;
+using v1::kFieldInfo;
+using v1::Null;
+
+// ---------------------------------------------------------------------------------------------
+// The field table (message_fields.hpp) as the codec uses it, worked out at compile time.
+
+constexpr int kNone = -1;
+
+// Every field is at the top level or inside an object field at the top level, listed right after
+// that object (with its other fields).
+static_assert([] {
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    const auto parent = kFieldInfo[i].parent();
+    if (parent.empty()) continue;
+    if (parent.find('.') != std::string_view::npos) return false;
+    if (v1::field_index(parent) == kFieldCount || kFieldInfo[v1::field_index(parent)].json != Json::object) return false;
+    if (kFieldInfo[i - 1].name != parent && kFieldInfo[i - 1].parent() != parent) return false;
+  }
+  return kFieldInfo[0].json == Json::version;  // judged first, so written first
+}());
+
+// The object field each field is in, or kNone.
+constexpr std::array<int, kFieldCount> kParent = [] {
+  std::array<int, kFieldCount> out{};
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    out[i] = kFieldInfo[i].parent().empty() ? kNone : static_cast<int>(v1::field_index(kFieldInfo[i].parent()));
+  }
+  return out;
+}();
+
+// Each field's JSON key ("dns" for "timings.dns").
+constexpr std::array<std::string_view, kFieldCount> kKey = [] {
+  std::array<std::string_view, kFieldCount> out{};
+  for (std::size_t i = 0; i < kFieldCount; ++i) out[i] = kFieldInfo[i].key();
+  return out;
+}();
+
+// The top-level fields, which the parser looks keys up in (the fields of an object follow it).
+constexpr std::size_t kTopCount = [] {
+  std::size_t n = 0;
+  for (int p : kParent) n += p == kNone;
+  return n;
+}();
+constexpr std::array<int, kTopCount> kTop = [] {
+  std::array<int, kTopCount> out{};
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    if (kParent[i] == kNone) out[n++] = static_cast<int>(i);
+  }
+  return out;
+}();
+
+// The field after each one at its own level (past an object's fields); kFieldCount: none.
+constexpr std::array<int, kFieldCount> kNextSibling = [] {
+  std::array<int, kFieldCount> out{};
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    std::size_t j = i + 1;
+    while (j < kFieldCount && kParent[j] != kParent[i]) ++j;
+    out[i] = static_cast<int>(j);
+  }
+  return out;
+}();
+
+constexpr std::array<std::string_view, kTopCount> kTopKey = [] {
+  std::array<std::string_view, kTopCount> out{};
+  for (std::size_t n = 0; n < kTopCount; ++n) out[n] = kKey[static_cast<std::size_t>(kTop[n])];
+  return out;
+}();
+
+// `,"key":`, or `"key":` for the first field of its object: what the encoder writes before a value.
+struct KeyText {
+  std::array<char, 40> text{};
+  std::size_t size = 0;
+};
+constexpr std::array<KeyText, kFieldCount> kKeyText = [] {
+  std::array<KeyText, kFieldCount> out{};
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    auto& k = out[i];
+    const bool first = i == 0 || (kParent[i] != kNone && kParent[i] == static_cast<int>(i) - 1);
+    if (!first) k.text[k.size++] = ',';
+    k.text[k.size++] = '"';
+    for (char c : kFieldInfo[i].key()) k.text[k.size++] = c;
+    k.text[k.size++] = '"';
+    k.text[k.size++] = ':';
+  }
+  return out;
+}();
+
+// Whether the object a field is in ends after it.
+constexpr bool closes_object(std::size_t i) {
+  return kParent[i] != kNone && (i + 1 == kFieldCount || kParent[i + 1] != kParent[i]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Encoding. Written straight into one string rather than through a json::value: it runs for every
@@ -21,7 +119,6 @@ using namespace std::chrono;
 // exactly); strings are escaped and made valid UTF-8 (error details may quote a server's bytes).
 
 void append_utf8_escaped(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
@@ -37,8 +134,7 @@ void append_utf8_escaped(std::string& out, std::string_view s) {
         default:
           if (c < 0x20 || c == 0x7f) {
             out += "\\u00";
-            out += kHex[c >> 4];
-            out += kHex[c & 0xf];
+            append_hex_byte(out, c);
           } else {
             out += static_cast<char>(c);
           }
@@ -73,7 +169,13 @@ void append_utf8_escaped(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_double(std::string& out, double v) {
+// One value of each member type, chosen by overload; `nullable`: an empty string is null.
+void append_value(std::string& out, const std::string& s, bool nullable) {
+  if (nullable && s.empty()) out += "null";
+  else append_utf8_escaped(out, s);
+}
+
+void append_value(std::string& out, double v, bool) {
   if (!std::isfinite(v)) v = 0;  // JSON has no NaN/Inf; a duration is never either
   std::array<char, 32> buf{};
   const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
@@ -81,44 +183,55 @@ void append_double(std::string& out, double v) {
 }
 
 template <typename Int>
-void append_int(std::string& out, Int v) {
-  std::array<char, 24> buf{};
-  const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  out.append(buf.data(), r.ptr);
+  requires std::is_integral_v<Int>
+void append_value(std::string& out, Int v, bool) {
+  if constexpr (std::is_same_v<Int, bool>) {
+    out += v ? "true" : "false";
+  } else {
+    std::array<char, 24> buf{};
+    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+    out.append(buf.data(), r.ptr);
+  }
 }
 
-void append_opt_double(std::string& out, const std::optional<double>& v) {
-  if (v) append_double(out, *v);
+template <typename Duration>
+void append_value(std::string& out, sys_time<Duration> t, bool) {
+  char buf[2 + kMaxTimestampText];
+  char* p = buf;
+  *p++ = '"';
+  p = write_rfc3339_ms(p, time_point_cast<milliseconds>(t));
+  *p++ = '"';
+  out.append(buf, p);
+}
+
+void append_value(std::string& out, ErrorClass e, bool) {
+  if (e == ErrorClass::none) {
+    out += "null";
+  } else {
+    out += '"';
+    out += to_string(e);  // names need no escaping
+    out += '"';
+  }
+}
+
+template <typename V>
+void append_value(std::string& out, const std::optional<V>& v, bool nullable) {
+  if (v) append_value(out, *v, nullable);
   else out += "null";
 }
 
-void append_time(std::string& out, SysMillis t) {
-  out += '"';
-  out += format_rfc3339_ms(t);
-  out += '"';
-}
-
-void append_string_or_null(std::string& out, std::string_view s) {
-  if (s.empty()) out += "null";
-  else append_utf8_escaped(out, s);
-}
-
-// ---------------------------------------------------------------------------------------------
-// RFC 3339
-
-void put2(char* p, unsigned v) {
-  p[0] = static_cast<char>('0' + v / 10);
-  p[1] = static_cast<char>('0' + v % 10);
-}
-
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int& value) {
-  if (pos + n > s.size()) return false;
-  value = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    value = value * 10 + (s[i] - '0');
-  }
-  return true;
+template <std::size_t I>
+void encode_field(std::string& out, const CheckResult& r) {
+  constexpr auto& f = std::get<I>(v1::kFields);
+  constexpr auto& key = kKeyText[I];
+  out.append(key.text.data(), key.size);
+  [[maybe_unused]] const auto& m = f.member.of(r);
+  using Value = std::remove_cvref_t<decltype(m)>;
+  if constexpr (f.json == Json::version) append_value(out, kSchemaVersion, false);
+  else if constexpr (f.json == Json::object) out += '{';
+  else if constexpr (f.json == Json::count && std::is_signed_v<Value>) append_value(out, m < 0 ? Value{0} : m, false);
+  else append_value(out, m, f.null != Null::no);
+  if constexpr (closes_object(I)) out += '}';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,9 +239,9 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& value) {
 //
 // The writer decodes every message, so this is an event (SAX) parse with Boost.JSON's
 // basic_parser: the fields v1 defines are caught as the parser meets them, in one pass, without a
-// DOM to build and search. Each lands in a slot with its JSON type; the checks then run in a fixed
-// order (the version first), so a message gets the same reason whatever order its fields came in.
-// A repeated key keeps its last value, as Boost.JSON's DOM does.
+// DOM to build and search. Each lands in a slot with its JSON type; the checks then run in the
+// table's order (the version first), so a message gets the same reason whatever order its fields
+// came in. A repeated key keeps its last value, as Boost.JSON's DOM does.
 
 struct Fail {
   std::string reason;
@@ -146,31 +259,32 @@ struct Slot {
   std::optional<SysMillis> time;    // time fields: the string parsed as it arrives
 };
 
-// The fields of v1: the message's own, then those of `timings`.
-enum Field : int {
-  f_schema_version, f_target, f_url, f_scheduled_at, f_started_at, f_http_response_time, f_http_status,
-  f_regexp_match, f_ok, f_error, f_error_detail, f_timings, f_body_bytes, f_redirects, f_tls_cert_not_after,
-  f_peer, f_checker, f_dns_cached,
-  t_dns, t_connect, t_tls, t_ttfb, t_transfer, t_total,
-  kFieldCount
-};
-constexpr int kNone = -1;
+using Slots = std::array<Slot, kFieldCount>;
 
-constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-    "schema_version", "target", "url", "scheduled_at", "started_at", "http_response_time", "http_status",
-    "regexp_match", "ok", "error", "error_detail", "timings", "body_bytes", "redirects", "tls_cert_not_after",
-    "peer", "checker", "dns_cached",
-    "dns", "connect", "tls", "ttfb", "transfer", "total"};
-
-// The field named `key` among [first, last], or kNone.
-int find_field(std::string_view key, int first, int last) {
-  for (int f = first; f <= last; ++f) {
-    if (kFieldNames[static_cast<std::size_t>(f)] == key) return f;
+// The top-level field named `key`, or kNone.
+int find_top(std::string_view key) {
+  for (std::size_t n = 0; n < kTopCount; ++n) {
+    if (kTopKey[n] == key) return kTop[n];
   }
   return kNone;
 }
 
-bool is_time_field(int f) { return f == f_scheduled_at || f == f_started_at || f == f_tls_cert_not_after; }
+// The field named `key` inside the object field `object`, or kNone.
+int find_child(std::string_view key, int object) {
+  for (int f = object + 1; f < static_cast<int>(kFieldCount) && kParent[static_cast<std::size_t>(f)] == object; ++f) {
+    if (kKey[static_cast<std::size_t>(f)] == key) return f;
+  }
+  return kNone;
+}
+
+// Whether field `f` (maybe past the end) is named `key` inside `parent`.
+bool is_key(int f, std::string_view key, int parent) {
+  return f < static_cast<int>(kFieldCount) && kParent[static_cast<std::size_t>(f)] == parent &&
+         kKey[static_cast<std::size_t>(f)] == key;
+}
+
+bool is_time_field(int f) { return f != kNone && kFieldInfo[static_cast<std::size_t>(f)].json == Json::time; }
+bool is_object_field(int f) { return f != kNone && kFieldInfo[static_cast<std::size_t>(f)].json == Json::object; }
 
 class Collector {
  public:
@@ -179,7 +293,7 @@ class Collector {
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
-  std::array<Slot, kFieldCount> slots;
+  Slots slots;
   bool root_is_object = false;
 
   bool on_document_begin(boost::system::error_code&) { return true; }
@@ -190,10 +304,13 @@ class Collector {
       root_is_object = true;
     } else if (Slot* s = current()) {
       s->kind = Kind::object;
-      if (depth_ == 1 && key_ == f_timings) {
-        // A repeated "timings" replaces the earlier one as a whole.
-        for (int f = t_dns; f <= t_total; ++f) slots[static_cast<std::size_t>(f)] = Slot{};
-        in_timings_ = true;
+      if (depth_ == 1 && is_object_field(key_)) {
+        // A repeated object (e.g. "timings") replaces the earlier one as a whole.
+        for (std::size_t f = 0; f < kFieldCount; ++f) {
+          if (kParent[f] == key_) slots[f] = Slot{};
+        }
+        object_ = key_;
+        next_sub_key_ = key_ + 1;
       }
     }
     ++depth_;
@@ -202,7 +319,7 @@ class Collector {
   }
   bool on_object_end(std::size_t, boost::system::error_code&) {
     --depth_;
-    if (depth_ == 1) in_timings_ = false;
+    if (depth_ == 1) object_ = kNone;
     return true;
   }
   bool on_array_begin(boost::system::error_code&) {
@@ -225,8 +342,15 @@ class Collector {
       part_.append(key);
       key = part_;
     }
-    if (depth_ == 1) key_ = find_field(key, f_schema_version, f_dns_cached);
-    else if (depth_ == 2 && in_timings_) sub_key_ = find_field(key, t_dns, t_total);
+    // Messages list the fields in the table's order (the encoder writes them so): the field after
+    // the previous one is tried first, which makes a key one comparison instead of a search.
+    if (depth_ == 1) {
+      key_ = is_key(next_key_, key, kNone) ? next_key_ : find_top(key);
+      if (key_ != kNone) next_key_ = kNextSibling[static_cast<std::size_t>(key_)];
+    } else if (depth_ == 2 && object_ != kNone) {
+      sub_key_ = is_key(next_sub_key_, key, object_) ? next_sub_key_ : find_child(key, object_);
+      if (sub_key_ != kNone) next_sub_key_ = sub_key_ + 1;
+    }
     part_.clear();
     return true;
   }
@@ -243,7 +367,7 @@ class Collector {
         text = part_;
       }
       slot->kind = Kind::string;
-      if (depth_ == 1 && is_time_field(key_)) slot->time = parse_rfc3339(text);
+      if (is_time_field(current_field())) slot->time = parse_rfc3339(text);
       else slot->text.assign(text);
       part_.clear();
     }
@@ -287,65 +411,55 @@ class Collector {
   bool on_comment(json::string_view, boost::system::error_code&) { return true; }
 
  private:
-  // The slot of the value the parser is at, if it is a field of v1.
+  // The field of the value the parser is at, if it is a field of v1.
+  int current_field() const {
+    if (depth_ == 1) return key_;
+    if (depth_ == 2 && object_ != kNone) return sub_key_;
+    return kNone;
+  }
   Slot* current() {
-    int f = kNone;
-    if (depth_ == 1) f = key_;
-    else if (depth_ == 2 && in_timings_) f = sub_key_;
+    const int f = current_field();
     return f == kNone ? nullptr : &slots[static_cast<std::size_t>(f)];
   }
 
   std::size_t depth_ = 0;
   int key_ = kNone;      // the field at depth 1 (the message's own)
-  int sub_key_ = kNone;  // the field at depth 2 inside "timings"
-  bool in_timings_ = false;
+  int sub_key_ = kNone;  // the field at depth 2 inside object_
+  int object_ = kNone;   // the object field the parser is inside, if any
+  int next_key_ = 0;     // the field expected next at depth 1
+  int next_sub_key_ = kNone;  // and at depth 2
   std::string part_;     // a key or string that arrived in pieces
 };
 
 // The checks, on the collected slots.
 
-// "field <name>: <what>", the reason a field is refused.
+// "field <key>: <what>", the reason a field is refused.
 [[noreturn]] void fail(int f, std::string_view what) {
-  throw Fail{"field " + std::string(kFieldNames[static_cast<std::size_t>(f)]) + ": " + std::string(what)};
+  throw Fail{"field " + std::string(kKey[static_cast<std::size_t>(f)]) + ": " + std::string(what)};
 }
 
 [[noreturn]] void wrong_type(int f, std::string_view expected) { fail(f, "expected " + std::string(expected)); }
 
 class Checks {
  public:
-  explicit Checks(std::array<Slot, kFieldCount>& slots) : slots_(slots) {}
+  explicit Checks(Slots& slots) : slots_(slots) {}
+
+  bool missing(int f) const { return slots_[static_cast<std::size_t>(f)].kind == Kind::missing; }
 
   Slot& at(int f) {
     auto& s = slots_[static_cast<std::size_t>(f)];
-    if (s.kind == Kind::missing) throw Fail{"missing field " + std::string(kFieldNames[static_cast<std::size_t>(f)])};
+    if (s.kind == Kind::missing) throw Fail{"missing field " + std::string(kKey[static_cast<std::size_t>(f)])};
     return s;
   }
 
-  std::string string(int f) {
+  std::string string(int f, std::string_view expected) {
     auto& v = at(f);
-    if (v.kind != Kind::string) wrong_type(f, "string");
+    if (v.kind != Kind::string) wrong_type(f, expected);
     return std::move(v.text);
   }
-  std::string string_or_null(int f) {
+  bool boolean(int f, std::string_view expected) {
     auto& v = at(f);
-    if (v.kind == Kind::null) return {};
-    if (v.kind != Kind::string) wrong_type(f, "string or null");
-    return std::move(v.text);
-  }
-  bool boolean(int f) {
-    auto& v = at(f);
-    if (v.kind != Kind::boolean) wrong_type(f, "boolean");
-    return v.boolean;
-  }
-  // A field added to v1 after its first release: absent in older messages, read as null.
-  std::optional<bool> added_boolean_or_null(int f) {
-    if (slots_[static_cast<std::size_t>(f)].kind == Kind::missing) return std::nullopt;
-    return boolean_or_null(f);
-  }
-  std::optional<bool> boolean_or_null(int f) {
-    auto& v = at(f);
-    if (v.kind == Kind::null) return std::nullopt;
-    if (v.kind != Kind::boolean) wrong_type(f, "boolean or null");
+    if (v.kind != Kind::boolean) wrong_type(f, expected);
     return v.boolean;
   }
   // An integer in [lo, hi]; JSON numbers written as integers only (200, not 200.0).
@@ -360,16 +474,16 @@ class Checks {
     }
     return n;
   }
-  std::uint64_t count(int f) {
+  std::uint64_t count(int f, std::string_view expected) {
     auto& v = at(f);
     if (v.kind == Kind::uint64) return v.uint64;
     if (v.kind == Kind::int64) {
       if (v.int64 < 0) fail(f, "negative");
       return static_cast<std::uint64_t>(v.int64);
     }
-    wrong_type(f, "non-negative integer");
+    wrong_type(f, expected);
   }
-  double seconds(int f, std::string_view expected = "number") {
+  double seconds(int f, std::string_view expected) {
     auto& v = at(f);
     double d = 0;
     if (v.kind == Kind::number) d = v.number;
@@ -379,11 +493,7 @@ class Checks {
     if (!(d >= 0)) fail(f, "negative duration");
     return d;
   }
-  std::optional<double> seconds_or_null(int f) {
-    if (at(f).kind == Kind::null) return std::nullopt;
-    return seconds(f, "number or null");
-  }
-  SysMillis time(int f, std::string_view expected = "RFC 3339 time string") {
+  SysMillis time(int f, std::string_view expected) {
     auto& v = at(f);
     if (v.kind != Kind::string) wrong_type(f, expected);
     if (!v.time) fail(f, "not an RFC 3339 time");
@@ -391,203 +501,135 @@ class Checks {
   }
 
  private:
-  std::array<Slot, kFieldCount>& slots_;
+  Slots& slots_;
 };
 
-CheckResult decode_slots(std::array<Slot, kFieldCount>& slots) {
+// What a refusal for the wrong type says it expected.
+constexpr std::string_view expected_text(Json json) {
+  switch (json) {
+    case Json::version: return "integer";
+    case Json::name:
+    case Json::string:
+    case Json::error_class: return "string";
+    case Json::time: return "RFC 3339 time string";
+    case Json::seconds: return "number";
+    case Json::status: return "integer";
+    case Json::count: return "non-negative integer";
+    case Json::boolean: return "boolean";
+    case Json::object: return "object";
+  }
+  return "";
+}
+
+template <std::size_t N>
+struct Text {
+  std::array<char, N> text{};
+  std::size_t size = 0;
+  constexpr operator std::string_view() const { return {text.data(), size}; }
+};
+// "number", or "number or null" for a field that may be null.
+template <std::size_t I>
+constexpr Text<40> kExpected = [] {
+  Text<40> out;
+  const auto& f = kFieldInfo[I];
+  for (char c : expected_text(f.json)) out.text[out.size++] = c;
+  if (f.null != Null::no) {
+    for (char c : std::string_view(" or null")) out.text[out.size++] = c;
+  }
+  return out;
+}();
+
+template <typename V>
+struct Unwrap {
+  using type = V;
+};
+template <typename V>
+struct Unwrap<std::optional<V>> {
+  using type = V;
+};
+
+template <std::size_t I>
+void decode_field(Checks& c, CheckResult& r) {
+  constexpr auto& f = std::get<I>(v1::kFields);
+  constexpr int i = static_cast<int>(I);
+  constexpr std::string_view expected = kExpected<I>;
+  if constexpr (f.json == Json::version) {
+    return;  // judged before every other field
+  } else {
+    [[maybe_unused]] auto& m = f.member.of(r);
+    using Value = typename Unwrap<std::remove_cvref_t<decltype(m)>>::type;
+    if constexpr (f.null == Null::added) {
+      if (c.missing(i)) return;
+    }
+    if constexpr (f.null != Null::no) {
+      if (c.at(i).kind == Kind::null) return;  // the member's default: nullopt, "" or none
+    }
+    if constexpr (f.json == Json::name || f.json == Json::string) {
+      m = c.string(i, expected);
+      if (f.json == Json::name && m.empty()) fail(i, "empty");
+    } else if constexpr (f.json == Json::time) {
+      m = floor<typename Value::duration>(c.time(i, expected));
+    } else if constexpr (f.json == Json::seconds) {
+      m = c.seconds(i, expected);
+    } else if constexpr (f.json == Json::status) {
+      m = static_cast<Value>(c.integer(i, 0, 999, expected));
+    } else if constexpr (f.json == Json::count && std::is_unsigned_v<Value>) {
+      m = c.count(i, expected);
+    } else if constexpr (f.json == Json::count) {
+      m = static_cast<Value>(c.integer(i, 0, std::numeric_limits<Value>::max(), expected));
+    } else if constexpr (f.json == Json::boolean) {
+      m = c.boolean(i, expected);
+    } else if constexpr (f.json == Json::error_class) {
+      auto& v = c.at(i);
+      if (v.kind != Kind::string) wrong_type(i, expected);
+      const auto e = error_class_from_string(v.text);
+      if (!e || *e == ErrorClass::none) fail(i, "unknown class \"" + v.text + "\"");
+      m = *e;
+    } else if constexpr (f.json == Json::object) {
+      if (c.at(i).kind != Kind::object) wrong_type(i, expected);
+    }
+  }
+}
+
+CheckResult decode_slots(Slots& slots) {
   Checks c(slots);
   // The version first: a v2 message is refused as such, not for whatever field it changed.
   {
-    const auto& v = c.at(f_schema_version);
+    const auto& v = c.at(0);
     if (v.kind == Kind::int64) {
       if (v.int64 != kSchemaVersion) throw Fail{"unknown schema_version " + std::to_string(v.int64)};
     } else if (v.kind == Kind::uint64) {
       throw Fail{"unknown schema_version " + std::to_string(v.uint64)};
     } else {
-      wrong_type(f_schema_version, "integer");
+      wrong_type(0, kExpected<0>);
     }
   }
   CheckResult r;
-  r.target = c.string(f_target);
-  if (r.target.empty()) fail(f_target, "empty");
-  r.url = c.string(f_url);
-  r.scheduled_at = c.time(f_scheduled_at);
-  r.started_at = c.time(f_started_at);
-  r.http_response_time = c.seconds_or_null(f_http_response_time);
-  if (c.at(f_http_status).kind != Kind::null) {
-    r.http_status = static_cast<int>(c.integer(f_http_status, 0, 999, "integer or null"));
-  }
-  r.regexp_match = c.boolean_or_null(f_regexp_match);
-  r.ok = c.boolean(f_ok);
-  if (auto& v = c.at(f_error); v.kind != Kind::null) {
-    if (v.kind != Kind::string) wrong_type(f_error, "string or null");
-    const auto e = error_class_from_string(v.text);
-    if (!e || *e == ErrorClass::none) fail(f_error, "unknown class \"" + v.text + "\"");
-    r.error = *e;
-  }
-  r.error_detail = c.string_or_null(f_error_detail);
-  if (c.at(f_timings).kind != Kind::object) wrong_type(f_timings, "object");
-  r.timings.dns = c.seconds_or_null(t_dns);
-  r.timings.connect = c.seconds_or_null(t_connect);
-  r.timings.tls = c.seconds_or_null(t_tls);
-  r.timings.ttfb = c.seconds_or_null(t_ttfb);
-  r.timings.transfer = c.seconds_or_null(t_transfer);
-  r.timings.total = c.seconds(t_total);
-  r.body_bytes = c.count(f_body_bytes);
-  r.redirects = static_cast<int>(c.integer(f_redirects, 0, std::numeric_limits<int>::max(), "non-negative integer"));
-  if (c.at(f_tls_cert_not_after).kind != Kind::null) {
-    r.tls_cert_not_after = floor<seconds>(c.time(f_tls_cert_not_after, "RFC 3339 time string or null"));
-  }
-  r.peer = c.string_or_null(f_peer);
-  r.checker = c.string(f_checker);
-  r.dns_cached = c.added_boolean_or_null(f_dns_cached);
+  v1::for_each_field([&](auto i) { decode_field<i>(c, r); });
   return r;
 }
 
 }  // namespace
 
 std::string_view to_string(ErrorClass e) noexcept {
-  switch (e) {
-    case ErrorClass::none: return "";
-    case ErrorClass::dns: return "dns";
-    case ErrorClass::connect: return "connect";
-    case ErrorClass::tls: return "tls";
-    case ErrorClass::timeout: return "timeout";
-    case ErrorClass::protocol: return "protocol";
-    case ErrorClass::too_many_redirects: return "too_many_redirects";
+  for (const auto& c : kErrorClasses) {
+    if (c.value == e) return c.name;
   }
   return "";
 }
 
 std::optional<ErrorClass> error_class_from_string(std::string_view s) {
-  for (auto e : {ErrorClass::dns, ErrorClass::connect, ErrorClass::tls, ErrorClass::timeout, ErrorClass::protocol,
-                 ErrorClass::too_many_redirects}) {
-    if (to_string(e) == s) return e;
+  for (const auto& c : kErrorClasses) {
+    if (c.name == s) return c.value;
   }
   return std::nullopt;
-}
-
-std::string format_rfc3339_ms(SysMillis t) {
-  const auto day = floor<days>(t);
-  const year_month_day ymd(day);
-  const hh_mm_ss<milliseconds> tod(t - day);
-  // 2024-05-01T12:00:00.123Z, written by hand: this runs twice per message.
-  char buf[25] = "0000-00-00T00:00:00.000Z";
-  int y = static_cast<int>(ymd.year());
-  if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;  // RFC 3339 has four-digit years only
-  buf[0] = static_cast<char>('0' + y / 1000);
-  buf[1] = static_cast<char>('0' + y / 100 % 10);
-  put2(buf + 2, static_cast<unsigned>(y % 100));
-  put2(buf + 5, static_cast<unsigned>(ymd.month()));
-  put2(buf + 8, static_cast<unsigned>(ymd.day()));
-  put2(buf + 11, static_cast<unsigned>(tod.hours().count()));
-  put2(buf + 14, static_cast<unsigned>(tod.minutes().count()));
-  put2(buf + 17, static_cast<unsigned>(tod.seconds().count()));
-  const auto ms = static_cast<unsigned>(tod.subseconds().count());
-  buf[20] = static_cast<char>('0' + ms / 100);
-  put2(buf + 21, ms % 100);
-  return std::string(buf, 24);
-}
-
-std::optional<SysMillis> parse_rfc3339(std::string_view s) {
-  // date-time = full-date "T" full-time; full-time = HH:MM:SS [.frac] (Z | +HH:MM | -HH:MM)
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (s.size() < 20 || !digits(s, 0, 4, y) || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s, 11, 2, h) ||
-      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec)) {
-    return std::nullopt;
-  }
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  std::size_t pos = 19;
-  int ms = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    const std::size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (pos - start < 3) ms = ms * 10 + (s[pos] - '0');  // finer than ms is truncated
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-    for (std::size_t n = pos - start; n < 3; ++n) ms *= 10;
-  }
-  if (pos >= s.size()) return std::nullopt;
-  minutes offset{0};
-  if (s[pos] == 'Z' || s[pos] == 'z') {
-    ++pos;
-  } else if (s[pos] == '+' || s[pos] == '-') {
-    int oh = 0, om = 0;
-    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !digits(s, pos + 4, 2, om) ||
-        oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset = hours{oh} + minutes{om};
-    if (s[pos] == '-') offset = -offset;
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size()) return std::nullopt;
-  // A leap second (:60) lands on the next second, which is what a UTC clock without them shows.
-  return SysMillis{sys_days{ymd}.time_since_epoch() + hours{h} + minutes{mi} + seconds{sec} + milliseconds{ms} -
-                   offset};
 }
 
 std::string encode_check_result(const CheckResult& r) {
   std::string out;
   out.reserve(512 + r.target.size() + r.url.size() + r.error_detail.size());
-  out += "{\"schema_version\":1,\"target\":";
-  append_utf8_escaped(out, r.target);
-  out += ",\"url\":";
-  append_utf8_escaped(out, r.url);
-  out += ",\"scheduled_at\":";
-  append_time(out, r.scheduled_at);
-  out += ",\"started_at\":";
-  append_time(out, r.started_at);
-  out += ",\"http_response_time\":";
-  append_opt_double(out, r.http_response_time);
-  out += ",\"http_status\":";
-  if (r.http_status) append_int(out, *r.http_status);
-  else out += "null";
-  out += ",\"regexp_match\":";
-  out += r.regexp_match ? (*r.regexp_match ? "true" : "false") : "null";
-  out += ",\"ok\":";
-  out += r.ok ? "true" : "false";
-  out += ",\"error\":";
-  if (r.error == ErrorClass::none) {
-    out += "null";
-  } else {
-    out += '"';
-    out += to_string(r.error);
-    out += '"';
-  }
-  out += ",\"error_detail\":";
-  append_string_or_null(out, r.error_detail);
-  out += ",\"timings\":{\"dns\":";
-  append_opt_double(out, r.timings.dns);
-  out += ",\"connect\":";
-  append_opt_double(out, r.timings.connect);
-  out += ",\"tls\":";
-  append_opt_double(out, r.timings.tls);
-  out += ",\"ttfb\":";
-  append_opt_double(out, r.timings.ttfb);
-  out += ",\"transfer\":";
-  append_opt_double(out, r.timings.transfer);
-  out += ",\"total\":";
-  append_double(out, r.timings.total);
-  out += "},\"body_bytes\":";
-  append_int(out, r.body_bytes);
-  out += ",\"redirects\":";
-  append_int(out, r.redirects < 0 ? 0 : r.redirects);
-  out += ",\"tls_cert_not_after\":";
-  if (r.tls_cert_not_after) append_time(out, SysMillis{*r.tls_cert_not_after});
-  else out += "null";
-  out += ",\"peer\":";
-  append_string_or_null(out, r.peer);
-  out += ",\"checker\":";
-  append_utf8_escaped(out, r.checker);
-  out += ",\"dns_cached\":";
-  out += r.dns_cached ? (*r.dns_cached ? "true" : "false") : "null";
+  out += '{';
+  v1::for_each_field([&](auto i) { encode_field<i>(out, r); });
   out += '}';
   return out;
 }

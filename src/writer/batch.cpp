@@ -2,16 +2,22 @@
 
 #include <arpa/inet.h>
 
-#include <charconv>
-#include <cmath>
-#include <limits>
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "webmon/common/message_fields.hpp"
+#include "webmon/common/text.hpp"
 
 namespace webmon::writer {
 namespace {
+
+using v1::Sql;
 
 bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
@@ -24,31 +30,47 @@ bool storable_time(SysMillis t) {
   return ymd.year() >= std::chrono::year(1) && ymd.year() <= std::chrono::year(9999);
 }
 
-std::optional<std::string> unstorable(const CheckResult& r) {
-  if (r.target.empty()) return "field target: empty";
-  if (has_nul(r.target) || has_nul(r.url) || has_nul(r.error_detail) || has_nul(r.checker) || has_nul(r.peer)) {
-    return "a text field holds a NUL character, which PostgreSQL cannot store";
+// Whether a value fits the column type S; an empty optional is NULL, which always fits.
+template <Sql S, typename V>
+bool fits(const V& v) {
+  if constexpr (requires { v.has_value(); }) {
+    return !v || fits<S>(*v);
+  } else if constexpr (S == Sql::timestamptz) {
+    return storable_time(std::chrono::time_point_cast<std::chrono::milliseconds>(v));
+  } else if constexpr (S == Sql::real) {
+    return storable_seconds(v);
+  } else if constexpr (S == Sql::smallint) {
+    return std::cmp_greater_equal(v, 0) && std::cmp_less_equal(v, std::numeric_limits<std::int16_t>::max());
+  } else if constexpr (S == Sql::integer) {
+    return std::cmp_greater_equal(v, 0) && std::cmp_less_equal(v, std::numeric_limits<std::int32_t>::max());
+  } else {
+    return true;
   }
-  if (!storable_time(r.scheduled_at)) return "field scheduled_at: out of range";
-  if (!storable_time(r.started_at)) return "field started_at: out of range";
-  if (r.tls_cert_not_after &&
-      !storable_time(std::chrono::time_point_cast<std::chrono::milliseconds>(*r.tls_cert_not_after))) {
-    return "field tls_cert_not_after: out of range";
+}
+
+// Why PostgreSQL could not store field I of the message, if it could not.
+template <std::size_t I>
+std::optional<std::string> unstorable_field(const CheckResult& r) {
+  constexpr auto& f = std::get<I>(v1::kFields);
+  [[maybe_unused]] const auto& m = f.member.of(r);
+  if constexpr (std::is_same_v<std::remove_cvref_t<decltype(m)>, std::string>) {
+    if (has_nul(m)) return "a text field holds a NUL character, which PostgreSQL cannot store";
   }
-  if (r.http_status && (*r.http_status < 0 || *r.http_status > 32767)) return "field http_status: out of range";
-  if (r.redirects < 0 || r.redirects > 32767) return "field redirects: out of range";
-  if (r.body_bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max())) {
-    return "field body_bytes: out of range";
+  if constexpr (f.sql == Sql::inet) {
+    if (!m.empty() && !parse_peer(m)) return "field " + std::string(f.name) + ": not an IP address with an optional port";
+  } else if constexpr (f.sql == Sql::timestamptz || f.sql == Sql::real || f.sql == Sql::smallint ||
+                       f.sql == Sql::integer) {
+    if (!fits<f.sql>(m)) return "field " + std::string(f.name) + ": out of range";
   }
-  if (r.http_response_time && !storable_seconds(*r.http_response_time)) return "field http_response_time: out of range";
-  const auto& t = r.timings;
-  for (const auto& [name, v] : {std::pair{"dns", t.dns}, std::pair{"connect", t.connect}, std::pair{"tls", t.tls},
-                                std::pair{"ttfb", t.ttfb}, std::pair{"transfer", t.transfer}}) {
-    if (v && !storable_seconds(*v)) return std::string("field timings.") + name + ": out of range";
-  }
-  if (!storable_seconds(t.total)) return "field timings.total: out of range";
-  if (!r.peer.empty() && !parse_peer(r.peer)) return "field peer: not an IP address with an optional port";
   return std::nullopt;
+}
+
+std::optional<std::string> unstorable(const CheckResult& r) {
+  std::optional<std::string> why;
+  v1::for_each_field([&](auto i) {
+    if (!why) why = unstorable_field<i>(r);
+  });
+  return why;
 }
 
 bool is_ip(const std::string& s, int family) {
@@ -59,29 +81,15 @@ bool is_ip(const std::string& s, int family) {
 }  // namespace
 
 std::optional<Peer> parse_peer(std::string_view peer) {
-  auto port_of = [](std::string_view s) -> std::optional<int> {
-    int port = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), port);
-    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || port < 0 || port > 65535) return std::nullopt;
-    return port;
-  };
   if (peer.size() > 64) return std::nullopt;
-  if (!peer.empty() && peer.front() == '[') {  // [v6]:port
-    const auto close = peer.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    Peer out{std::string(peer.substr(1, close - 1)), std::nullopt};
-    if (!is_ip(out.address, AF_INET6)) return std::nullopt;
-    const auto rest = peer.substr(close + 1);
-    if (rest.empty()) return out;
-    if (rest.front() != ':' || !(out.port = port_of(rest.substr(1)))) return std::nullopt;
-    return out;
-  }
-  std::string whole(peer);
-  if (is_ip(whole, AF_INET6) || is_ip(whole, AF_INET)) return Peer{whole, std::nullopt};
-  const auto colon = peer.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  Peer out{std::string(peer.substr(0, colon)), port_of(peer.substr(colon + 1))};
-  if (!out.port || !is_ip(out.address, AF_INET)) return std::nullopt;
+  const auto hp = parse_host_port(peer, /*port_optional=*/true);
+  if (!hp) return std::nullopt;
+  Peer out{std::string(hp->host), std::nullopt};
+  if (hp->port) out.port = *hp->port;
+  // "[v6]" or "[v6]:port"; unbracketed, a port goes with IPv4 only (a bare IPv6 literal has none).
+  const bool ok = hp->bracketed || hp->port ? is_ip(out.address, hp->bracketed ? AF_INET6 : AF_INET)
+                                            : is_ip(out.address, AF_INET6) || is_ip(out.address, AF_INET);
+  if (!ok) return std::nullopt;
   return out;
 }
 

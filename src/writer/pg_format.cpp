@@ -1,53 +1,18 @@
 #include "webmon/writer/pg_format.hpp"
 
 #include <charconv>
+#include <type_traits>
 
 #include "webmon/writer/batch.hpp"
 
 namespace webmon::writer {
 namespace {
 
-void put2(char*& p, unsigned v) {
-  *p++ = static_cast<char>('0' + v / 10);
-  *p++ = static_cast<char>('0' + v % 10);
-}
-
-// "2024-05-01 12:00:00.123+00" into p; returns the end.
-char* put_timestamp(char* p, SysMillis t) {
-  using namespace std::chrono;
-  const auto day = floor<days>(t);
-  const year_month_day ymd(day);
-  auto ms = (t - day).count();  // milliseconds into the day
-  const auto h = static_cast<unsigned>(ms / 3'600'000);
-  ms %= 3'600'000;
-  const auto mi = static_cast<unsigned>(ms / 60'000);
-  ms %= 60'000;
-  const auto s = static_cast<unsigned>(ms / 1000);
-  const auto frac = static_cast<unsigned>(ms % 1000);
-  const int y = static_cast<int>(ymd.year());
-  put2(p, static_cast<unsigned>(y / 100));
-  put2(p, static_cast<unsigned>(y % 100));
-  *p++ = '-';
-  put2(p, static_cast<unsigned>(ymd.month()));
-  *p++ = '-';
-  put2(p, static_cast<unsigned>(ymd.day()));
-  *p++ = ' ';
-  put2(p, h);
-  *p++ = ':';
-  put2(p, mi);
-  *p++ = ':';
-  put2(p, s);
-  *p++ = '.';
-  *p++ = static_cast<char>('0' + frac / 100);
-  put2(p, frac % 100);
-  *p++ = '+';
-  *p++ = '0';
-  *p++ = '0';
-  return p;
-}
+using v1::Null;
+using v1::Sql;
 
 // Appends fields to a buffer, each followed by a NUL, and remembers where each starts; the
-// pointers are made once the buffer has stopped moving.
+// pointers are made once the buffer has stopped moving. A field left unwritten is NULL.
 class FieldWriter {
  public:
   static constexpr std::size_t kNull = static_cast<std::size_t>(-1);
@@ -70,8 +35,10 @@ class FieldWriter {
     *end = '\0';
     buffer_.resize(static_cast<std::size_t>(end - buffer_.data()) + 1);
   }
-  void timestamp(std::size_t i, SysMillis t) {
-    put(i, 32, [t](char* b, char*) { return put_timestamp(b, t); });
+  template <typename Duration>
+  void timestamp(std::size_t i, std::chrono::sys_time<Duration> t) {
+    const auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(t);
+    put(i, kMaxTimestampText, [ms](char* b, char*) { return write_pg_timestamp(b, ms); });
   }
   template <typename Int>
   void integer(std::size_t i, Int v) {
@@ -81,9 +48,7 @@ class FieldWriter {
   void real(std::size_t i, double v) {
     put(i, 32, [v](char* b, char* e) { return std::to_chars(b, e, static_cast<float>(v)).ptr; });
   }
-  void real(std::size_t i, const std::optional<double>& v) {
-    if (v) real(i, *v);
-  }
+  void boolean(std::size_t i, bool v) { text(i, v ? "t" : "f"); }
   void finish(CopyRow::Fields& fields) const {
     for (std::size_t i = 0; i < fields.size(); ++i) {
       fields[i] = starts_[i] == kNull ? nullptr : buffer_.data() + starts_[i];
@@ -95,12 +60,51 @@ class FieldWriter {
   std::array<std::size_t, kCheckColumns.size()> starts_{};
 };
 
-}  // namespace
-
-std::string format_pg_timestamp(SysMillis t) {
-  char buf[40];
-  return std::string(buf, put_timestamp(buf, t));
+// Calls put(value) unless the value is an empty optional (NULL).
+template <typename V, typename Put>
+void unless_null(const V& v, Put&& put) {
+  if constexpr (requires { v.has_value(); }) {
+    if (v) put(*v);
+  } else {
+    put(v);
+  }
 }
+
+// Field I of the message into its column(s).
+template <std::size_t I>
+void format_field(FieldWriter& w, const CheckResult& r, int target_id, int checker_id) {
+  constexpr auto& f = std::get<I>(v1::kFields);
+  constexpr std::size_t col = v1::kFirstColumn[I];
+  [[maybe_unused]] const auto& m = f.member.of(r);
+  if constexpr (f.sql == Sql::timestamptz) {
+    unless_null(m, [&](auto t) { w.timestamp(col, t); });
+  } else if constexpr (f.sql == Sql::real) {
+    unless_null(m, [&](double v) { w.real(col, v); });
+  } else if constexpr (f.sql == Sql::smallint || f.sql == Sql::integer) {
+    unless_null(m, [&](auto v) { w.integer(col, v); });
+  } else if constexpr (f.sql == Sql::boolean) {
+    unless_null(m, [&](bool v) { w.boolean(col, v); });
+  } else if constexpr (f.sql == Sql::text) {
+    if (f.null == Null::no || !m.empty()) w.text(col, m);
+  } else if constexpr (f.sql == Sql::inet) {
+    if (!m.empty()) {
+      if (auto peer = parse_peer(m)) {
+        w.text(col, peer->address);
+        if (peer->port) w.integer(col + 1, *peer->port);
+      }
+    }
+  } else if constexpr (f.sql == Sql::error_id) {
+    if (auto id = error_class_id(m)) w.integer(col, *id);
+  } else if constexpr (f.sql == Sql::target_id) {
+    w.integer(col, target_id);
+  } else if constexpr (f.sql == Sql::checker_id) {
+    w.integer(col, checker_id);
+  } else {
+    static_assert(f.sql == Sql::none || f.sql == Sql::target_url, "a storage the COPY row does not write");
+  }
+}
+
+}  // namespace
 
 std::string pg_text_array(const std::vector<std::string_view>& items) {
   std::string out = "{";
@@ -118,45 +122,15 @@ std::string pg_text_array(const std::vector<std::string_view>& items) {
 }
 
 std::optional<int> error_class_id(ErrorClass e) {
-  switch (e) {
-    case ErrorClass::none: return std::nullopt;
-    case ErrorClass::dns: return 1;
-    case ErrorClass::connect: return 2;
-    case ErrorClass::tls: return 3;
-    case ErrorClass::timeout: return 4;
-    case ErrorClass::protocol: return 5;
-    case ErrorClass::too_many_redirects: return 6;
+  for (const auto& c : kErrorClasses) {
+    if (c.value == e) return c.id;
   }
   return std::nullopt;
 }
 
 const CopyRow::Fields& CopyRow::format(const CheckResult& r, int target_id, int checker_id) {
   FieldWriter w(buffer_);
-  w.timestamp(0, r.scheduled_at);
-  w.timestamp(1, r.started_at);
-  if (r.tls_cert_not_after) w.timestamp(2, std::chrono::time_point_cast<std::chrono::milliseconds>(*r.tls_cert_not_after));
-  w.integer(3, target_id);
-  w.integer(4, checker_id);
-  w.real(5, r.timings.total);
-  w.real(6, r.http_response_time);
-  w.real(7, r.timings.dns);
-  w.real(8, r.timings.connect);
-  w.real(9, r.timings.tls);
-  w.real(10, r.timings.ttfb);
-  w.real(11, r.timings.transfer);
-  w.integer(12, r.body_bytes);
-  if (!r.peer.empty()) {
-    if (auto peer = parse_peer(r.peer)) {
-      w.text(19, peer->address);
-      if (peer->port) w.integer(13, *peer->port);
-    }
-  }
-  if (r.http_status) w.integer(14, *r.http_status);
-  w.integer(15, r.redirects);
-  if (auto id = error_class_id(r.error)) w.integer(16, *id);
-  w.text(17, r.ok ? "t" : "f");
-  if (r.regexp_match) w.text(18, *r.regexp_match ? "t" : "f");
-  if (!r.error_detail.empty()) w.text(20, r.error_detail);
+  v1::for_each_field([&](auto i) { format_field<i>(w, r, target_id, checker_id); });
   w.finish(fields_);
   return fields_;
 }

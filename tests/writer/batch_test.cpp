@@ -126,6 +126,39 @@ TEST(Classify, ValuesPostgresqlCannotStoreAreDeadLetters) {
   EXPECT_EQ(with([](CheckResult& r) { r.peer.clear(); }), "");
 }
 
+TEST(Classify, AMessageWithoutDnsCachedIsARowWithoutIt) {
+  // Checkers older than dns_cached do not send it: the row is stored, the field NULL.
+  auto r = sample();
+  r.dns_cached = true;
+  auto json = encode_check_result(r);
+  const std::string field = ",\"dns_cached\":true";
+  ASSERT_NE(json.find(field), std::string::npos) << json;
+  json.erase(json.find(field), field.size());
+  auto out = classify(message(json), 1 << 20);
+  ASSERT_TRUE(std::holds_alternative<CheckResult>(out)) << std::get<std::string>(out);
+  EXPECT_FALSE(std::get<CheckResult>(out).dns_cached.has_value());
+  r.dns_cached.reset();
+  EXPECT_EQ(std::get<CheckResult>(out), r);
+}
+
+TEST(Classify, OutOfRangeReasonsNameTheField) {
+  auto with = [](auto change) {
+    auto r = sample();
+    change(r);
+    return reason_for(encode_check_result(r));
+  };
+  EXPECT_EQ(with([](CheckResult& r) { r.http_status = 70000; }), "field http_status: 70000 out of range");
+  EXPECT_EQ(with([](CheckResult& r) { r.redirects = 40000; }), "field redirects: out of range");
+  EXPECT_EQ(with([](CheckResult& r) { r.body_bytes = 1ull << 40; }), "field body_bytes: out of range");
+  EXPECT_EQ(with([](CheckResult& r) { r.timings.ttfb = 2e9; }), "field timings.ttfb: out of range");
+  EXPECT_EQ(with([](CheckResult& r) { r.peer = "not-an-address"; }),
+            "field peer: not an IP address with an optional port");
+  EXPECT_EQ(with([](CheckResult& r) { r.checker = std::string("a\0b", 3); }),
+            "a text field holds a NUL character, which PostgreSQL cannot store");
+  EXPECT_EQ(with([](CheckResult& r) { r.scheduled_at = SysMillis(std::chrono::sys_days(std::chrono::year(0) / 1 / 1)); }),
+            "field scheduled_at: out of range");
+}
+
 TEST(ParsePeer, Forms) {
   auto p = parse_peer("10.0.0.1:80");
   ASSERT_TRUE(p);

@@ -1,4 +1,7 @@
 // Unit: the text the writer hands PostgreSQL (COPY fields, array literals, timestamps).
+#include <algorithm>
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "webmon/writer/pg_format.hpp"
@@ -54,6 +57,28 @@ TEST(PgFormat, CopyRowFollowsTheColumns) {
   EXPECT_EQ(col("peer_port"), "8080");
   EXPECT_EQ(col("redirects"), "2");
   EXPECT_EQ(col("tls_cert_not_after"), std::nullopt);
+}
+
+TEST(PgFormat, DnsCachedIsItsColumnAndNullWhenTheMessageHadNone) {
+  CheckResult r;  // the ids stand for target and checker here
+  CopyRow row;
+  auto col = [&](std::string_view name) {
+    const auto* it = std::find_if(kCheckColumns.begin(), kCheckColumns.end(),
+                                  [&](const char* c) { return c == name; });
+    EXPECT_NE(it, kCheckColumns.end()) << name;
+    return row[static_cast<std::size_t>(it - kCheckColumns.begin())];
+  };
+  row.format(r, 1, 1);
+  EXPECT_EQ(col("dns_cached"), std::nullopt);
+  r.dns_cached = true;
+  row.format(r, 1, 1);
+  EXPECT_EQ(col("dns_cached"), "t");
+  r.dns_cached = false;
+  row.format(r, 1, 1);
+  EXPECT_EQ(col("dns_cached"), "f");
+  // Every column is named once: a COPY with a column twice would be refused.
+  std::set<std::string_view> names(kCheckColumns.begin(), kCheckColumns.end());
+  EXPECT_EQ(names.size(), kCheckColumns.size());
 }
 
 TEST(PgFormat, ErrorClassIdsMatchTheErrorClassesTable) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -441,6 +442,70 @@ TEST(WriterWithKafkaAndPostgres, SecondWriterWithTheSameInstanceIdTakesOverAndTh
   EXPECT_TRUE(eventually([&] { return counts(db).rows == 300; }, 90s)) << second.log();
   EXPECT_EQ(second.stop(), 0) << second.log();
   EXPECT_EQ(counts(db).duplicates, 0);
+}
+
+// dns_cached, added to v1 after its first release and to the schema by 002: stored as sent, and
+// NULL both for a message of an older checker (no such field) and for a row that was in the
+// table before the migration (written by an older writer, with the columns of then).
+TEST(WriterWithKafkaAndPostgres, DnsCachedIsStoredAndNullWhereTheMessageOrTheRowPredatesIt) {
+  TestDatabase db;
+  TempDir dir;
+  for (const auto& m : embedded_migrations()) {
+    if (m.version == 1) dir.write("sql_001/" + m.name, m.sql);
+  }
+  {
+    pqxx::connection conn(db.uri());
+    apply_migrations(conn, load_migrations(dir.path() / "sql_001"));
+    pqxx::work tx(conn);
+    tx.exec("INSERT INTO targets (name, url, first_seen, last_seen) VALUES ('before', 'http://b/', now(), now())");
+    tx.exec("INSERT INTO checkers (name) VALUES ('old-writer')");
+    tx.exec(
+        "INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, body_bytes, redirects, ok) "
+        "SELECT now(), now(), t.id, c.id, 0.1, 0, 0, true FROM targets t, checkers c");
+    tx.commit();
+  }
+  const TestTopic topic("wt_topic");
+  Producer producer;
+  producer.create_topic(topic.name(), 1);
+  const std::vector<std::pair<std::string, std::optional<bool>>> sent = {
+      {"cached", true}, {"looked-up", false}, {"ip-literal", std::nullopt}, {"old-checker", std::nullopt}};
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    CheckResult r = make_check(static_cast<std::int64_t>(i), 1);
+    r.target = sent[i].first;
+    r.dns_cached = sent[i].second;
+    std::string value = encode_check_result(r);
+    if (r.target == "old-checker") {
+      const std::string field = ",\"dns_cached\":null";
+      const auto at = value.find(field);
+      ASSERT_NE(at, std::string::npos) << value;
+      value.erase(at, field.size());
+    }
+    producer.produce(topic.name(), r.target, value);
+  }
+  producer.flush();
+  Writer writer(dir.path(), "writer", topic.name(), unique_name("wt_group"), db.uri());
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == 5; }, 120s)) << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  EXPECT_EQ(counts(db).dead_letters, 0);
+
+  pqxx::connection conn(db.uri());
+  pqxx::nontransaction nt(conn);
+  std::map<std::string, std::string> stored;
+  for (const auto& row : nt.exec("SELECT target, dns_cached FROM check_results")) {
+    stored[row[0].as<std::string>()] = opt_text(row[1]);
+  }
+  const std::map<std::string, std::string> expected = {
+      {"before", "NULL"}, {"cached", "t"}, {"looked-up", "f"}, {"ip-literal", "NULL"}, {"old-checker", "NULL"}};
+  EXPECT_EQ(stored, expected);
+  // The view's released columns stay first, as they were; dns_cached comes after them.
+  std::vector<std::string> columns;
+  for (const auto& row : nt.exec("SELECT column_name FROM information_schema.columns "
+                                 "WHERE table_name = 'check_results' ORDER BY ordinal_position")) {
+    columns.push_back(row[0].as<std::string>());
+  }
+  EXPECT_EQ(columns, (std::vector<std::string>{"target", "url", "scheduled_at", "started_at", "http_response_time",
+                                               "http_status", "regexp_match", "ok", "error", "error_detail",
+                                               "dns_cached"}));
 }
 
 }  // namespace

@@ -1,14 +1,17 @@
 // One probe's result, and its wire form: message schema v1 (docs/message-schema.md,
 // docs/message-schema.v1.json). The checker encodes, the writer decodes; both live here so that
-// the two cannot drift apart.
+// the two cannot drift apart, and both are built from the field table in message_fields.hpp.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
+
+#include "webmon/common/time_text.hpp"
 
 namespace webmon {
 
@@ -20,10 +23,24 @@ inline constexpr std::string_view kSchemaHeaderValue = "webmon.check.v1";
 // arrived within the deadline, whatever the status was.
 enum class ErrorClass { none, dns, connect, tls, timeout, protocol, too_many_redirects };
 
+// The one mapping of the classes: their names in message v1 and their ids in the table
+// error_classes (sql/001_init.sql; a unit test holds the two together). Every class but none.
+struct ErrorClassName {
+  ErrorClass value;
+  std::string_view name;
+  int id;
+};
+inline constexpr std::array<ErrorClassName, 6> kErrorClasses = {{
+    {ErrorClass::dns, "dns", 1},
+    {ErrorClass::connect, "connect", 2},
+    {ErrorClass::tls, "tls", 3},
+    {ErrorClass::timeout, "timeout", 4},
+    {ErrorClass::protocol, "protocol", 5},
+    {ErrorClass::too_many_redirects, "too_many_redirects", 6},
+}};
+
 std::string_view to_string(ErrorClass e) noexcept;                   // "dns", ...; "" for none
 std::optional<ErrorClass> error_class_from_string(std::string_view);  // inverse; nullopt if unknown
-
-using SysMillis = std::chrono::sys_time<std::chrono::milliseconds>;
 
 // Seconds spent in each phase; a phase that was not reached is null.
 struct Timings {
@@ -61,9 +78,7 @@ struct CheckResult {
   bool operator==(const CheckResult&) const = default;
 };
 
-// RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z
-std::string format_rfc3339_ms(SysMillis t);
-std::optional<SysMillis> parse_rfc3339(std::string_view s);
+// Times are written and read by format_rfc3339_ms() and parse_rfc3339() (time_text.hpp).
 
 // The JSON value of a v1 message.
 std::string encode_check_result(const CheckResult& r);

@@ -1,5 +1,6 @@
 // Text forms PostgreSQL reads fast and exactly: timestamps for COPY, array literals for the
-// targets upsert, and one check as the fields of a COPY row in the column order of `checks`.
+// targets upsert, and one check as the fields of a COPY row into `checks`, built from the
+// message's field table (webmon/common/message_fields.hpp).
 #pragma once
 
 #include <array>
@@ -9,20 +10,18 @@
 #include <vector>
 
 #include "webmon/common/check_result.hpp"
+#include "webmon/common/message_fields.hpp"
+#include "webmon/common/time_text.hpp"
 
 namespace webmon::writer {
 
 // "2024-05-01 12:00:00.123+00"
-std::string format_pg_timestamp(SysMillis t);
+using webmon::format_pg_timestamp;
 // {"a","b\"c"}: every element quoted, `"` and `\` escaped.
 std::string pg_text_array(const std::vector<std::string_view>& items);
 
-// The columns of `checks` that the writer fills, in table order.
-inline constexpr std::array<const char*, 21> kCheckColumns = {
-    "scheduled_at", "started_at", "tls_cert_not_after", "target_id", "checker_id", "total_time",
-    "http_response_time", "dns_time", "connect_time", "tls_time", "ttfb_time", "transfer_time",
-    "body_bytes", "peer_port", "http_status", "redirects", "error", "ok", "regexp_match", "peer",
-    "error_detail"};
+// The columns of `checks` that the writer fills, in the order of the message's fields.
+inline constexpr std::array<const char*, v1::kColumnCount> kCheckColumns = v1::kColumns;
 
 // One check as the fields of a COPY row, in the column order of kCheckColumns. The fields are
 // written into one buffer that the next row reuses, and handed to pqxx::stream_to as C strings
