@@ -39,6 +39,25 @@ function(webmon_add_test name)
   endif()
 endfunction()
 
+# webmon_add_command_test(<name> LABELS <labels...> [TIMEOUT <seconds>] COMMAND <command...>):
+# a test that is a command (a script driving our binaries) rather than a GoogleTest executable,
+# named, labelled and given the sanitizer settings the same way as webmon_add_test's.
+function(webmon_add_command_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS;COMMAND" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  webmon_test_name(test_name ${name})
+  set(env "WEBMON_SOURCE_DIR=${PROJECT_SOURCE_DIR}" "WEBMON_BINARY_DIR=${PROJECT_BINARY_DIR}")
+  if(WEBMON_SANITIZE)
+    math(EXPR T_TIMEOUT "${T_TIMEOUT} * 3")
+    list(APPEND T_LABELS sanitize)
+    list(APPEND env "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp" "UBSAN_OPTIONS=print_stacktrace=1")
+  endif()
+  add_test(NAME ${test_name} COMMAND ${T_COMMAND})
+  set_tests_properties(${test_name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} ENVIRONMENT "${env}")
+endfunction()
+
 # webmon_test_name(<out> <name>): the name ctest shows. A sanitizer build's tests are
 # `sanitize:<name>`, so that one ctest run can hold both trees' tests (WEBMON_CTEST_ALSO).
 function(webmon_test_name out name)
