@@ -3,6 +3,8 @@
 #include <array>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
 #include "webmon/common/config.hpp"
 
 namespace webmon::kafka {
@@ -42,8 +44,27 @@ Properties properties_for(const KafkaConfig& cfg) {
   return p;
 }
 
+namespace {
+
+// librdkafka's own log lines (syslog levels) go through spdlog like every other line, so they
+// follow log_format (text or JSON), are masked and filtered by --log-level, instead of going to
+// stderr in librdkafka's format. Called on librdkafka's threads: nothing may escape.
+void log_through_spdlog(const rd_kafka_t*, int level, const char* facility, const char* text) noexcept {
+  try {
+    const auto to = level <= 3 ? spdlog::level::err
+                    : level == 4 ? spdlog::level::warn
+                    : level <= 6 ? spdlog::level::info
+                                 : spdlog::level::debug;
+    spdlog::log(to, "kafka {}: {}", facility ? facility : "", text ? text : "");
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
 ConfPtr make_conf(const KafkaConfig& cfg, const Properties& base) {
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &log_through_spdlog);
   for (const auto& [k, v] : base) set(conf.get(), k, v);
   for (const auto& [k, v] : properties_for(cfg)) set(conf.get(), k, v);
   return conf;

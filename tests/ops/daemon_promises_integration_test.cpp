@@ -1,6 +1,6 @@
 // Promises of the README and docs/operations.md that only the running binaries can keep, checked
 // the way an operator meets them: a daemon started on a broken file exits 2 and names the place,
-// and `log_format: json` gives one JSON object per line on stderr.
+// and `log_format: json` gives one JSON object per line on stderr (librdkafka's lines included).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -98,6 +98,19 @@ TEST(DaemonPromises, LogFormatJsonIsOneObjectPerLineForBothDaemons) {
   writer.signal(SIGTERM);
   EXPECT_EQ(writer.wait_for_exit(60s), std::optional<int>(0)) << writer.log();
   EXPECT_GE(expect_json_lines(writer.log(), "webmon-writer"), 1u) << writer.log();
+
+  // librdkafka's own lines too (here: a broker that refuses connections), not in its own format.
+  const auto dead_cfg = dir.write(
+      "dead.yml", "log_format: json\nkafka:\n  bootstrap_servers: \"127.0.0.1:" +
+                      std::to_string(webmon::test::free_port()) + "\"\n  topic: " + topic +
+                      "\ntargets:\n  - name: json-site\n    url: \"" + site.url("/ok") +
+                      "\"\n    check_interval_seconds: 1\n    timeout_seconds: 0.5\n");
+  ChildProcess lonely({WEBMON_CHECKER_BIN, "--config", dead_cfg.string()}, dir.path() / "lonely.log");
+  ASSERT_TRUE(webmon::test::eventually([&] { return lonely.log().find("Connection refused") != std::string::npos; }, 60s))
+      << lonely.log();
+  lonely.signal(SIGTERM);
+  EXPECT_TRUE(lonely.wait_for_exit(60s).has_value()) << lonely.log();
+  EXPECT_GE(expect_json_lines(lonely.log(), "webmon-checker without Kafka"), 1u) << lonely.log();
 }
 
 }  // namespace
