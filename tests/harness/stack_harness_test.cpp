@@ -27,6 +27,9 @@ TEST(StackHarnessKafka, MessageProducedToRealKafkaIsConsumedBack) {
   const std::string payload = "hello from " + topic;
 
   auto producer = make_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", webmon::test::kafka_bootstrap()}});
+  // The stack's broker creates no topic by itself (auto.create.topics.enable=false), as a
+  // production broker should not: the topic is made the way the daemons make theirs.
+  kafka::ensure_topic(producer.get(), topic, 1, 30000);
   // rd_kafka_produceva rather than producev: its varargs macros are C casts.
   std::array<rd_kafka_vu_t, 4> vus{};
   vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
