@@ -303,15 +303,20 @@ TEST_F(ProbeTest, RedirectLoopIsTooManyRedirects) {
   EXPECT_EQ(server.requests().size(), 4u);  // the first request and three redirects
 }
 
-TEST_F(ProbeTest, SeeOtherTurnsPostIntoGet) {
-  TestServer server(io_, [](std::shared_ptr<ServerConn> conn) -> asio::awaitable<void> {
+// A form at /form that answers `status` with a Location of `to`; every other path says thanks.
+auto form_redirecting_with(int status, std::string to) {
+  return [status, to](std::shared_ptr<ServerConn> conn) -> asio::awaitable<void> {
     auto req = co_await conn->read_request();
     if (!req) co_return;
     const std::string reply =
-        req->target == "/form" ? http_response(303, "", {{"Location", "/done"}}) : http_response(200, "thanks");
+        req->target == "/form" ? http_response(status, "", {{"Location", to}}) : http_response(200, "thanks");
     co_await conn->write(reply);
     co_await conn->shutdown();
-  });
+  };
+}
+
+TEST_F(ProbeTest, SeeOtherTurnsPostIntoGet) {
+  TestServer server(io_, form_redirecting_with(303, "/done"));
   auto target = make_target(server.url("/form"));
   target->method = HttpMethod::post;
   target->body = "a=1";
@@ -326,14 +331,7 @@ TEST_F(ProbeTest, SeeOtherTurnsPostIntoGet) {
 
 TEST_F(ProbeTest, TemporaryAndPermanentRedirectsKeepTheMethodAndTheBody) {
   for (const int status : {307, 308}) {
-    TestServer server(io_, [status](std::shared_ptr<ServerConn> conn) -> asio::awaitable<void> {
-      auto req = co_await conn->read_request();
-      if (!req) co_return;
-      const std::string reply =
-          req->target == "/form" ? http_response(status, "", {{"Location", "/again"}}) : http_response(200, "thanks");
-      co_await conn->write(reply);
-      co_await conn->shutdown();
-    });
+    TestServer server(io_, form_redirecting_with(status, "/again"));
     auto target = make_target(server.url("/form"));
     target->method = HttpMethod::post;
     target->body = "a=1";

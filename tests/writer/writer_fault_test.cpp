@@ -192,6 +192,20 @@ std::size_t occurrences(const std::string& log, const std::string& needle) {
   return n;
 }
 
+// Options for two writers of one group: each its own instance id and metrics endpoint.
+std::pair<WriterOptions, WriterOptions> two_writer_options(
+    const std::vector<std::pair<std::string, std::string>>& properties = {}) {
+  WriterOptions a;
+  a.batch_max_rows = 2000;
+  a.kafka_properties = properties;
+  a.instance_id = "writer-a";
+  a.metrics_port = webmon::test::free_port();
+  WriterOptions b = a;
+  b.instance_id = "writer-b";
+  b.metrics_port = webmon::test::free_port();
+  return {a, b};
+}
+
 // Two writers in one group (each its own instance id), one stopped and started again.
 void two_writers_one_restarted(const std::vector<std::pair<std::string, std::string>>& properties,
                                const std::string& what) {
@@ -201,14 +215,7 @@ void two_writers_one_restarted(const std::vector<std::pair<std::string, std::str
   const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
-  WriterOptions a_options;
-  a_options.batch_max_rows = 2000;
-  a_options.kafka_properties = properties;
-  a_options.instance_id = "writer-a";
-  a_options.metrics_port = webmon::test::free_port();
-  WriterOptions b_options = a_options;
-  b_options.instance_id = "writer-b";
-  b_options.metrics_port = webmon::test::free_port();
+  const auto [a_options, b_options] = two_writer_options(properties);
   Writer a(dir.path(), "a", topic, group, db.uri(), a_options);
   auto b = std::make_unique<Writer>(dir.path(), "b1", topic, group, db.uri(), b_options);
   BackgroundProducer producer(topic, kMessages, 30s);
@@ -427,13 +434,7 @@ TEST(WriterFault, PostgresFrozenDuringARebalance) {
   const auto& topic = topic_guard.name();
   const auto group = unique_name("wf_group");
   create_topic(topic);
-  WriterOptions a_options;
-  a_options.batch_max_rows = 2000;
-  a_options.instance_id = "writer-a";
-  a_options.metrics_port = webmon::test::free_port();
-  WriterOptions b_options = a_options;
-  b_options.instance_id = "writer-b";
-  b_options.metrics_port = webmon::test::free_port();
+  const auto [a_options, b_options] = two_writer_options();
   Writer a(dir.path(), "a", topic, group, db.uri(), a_options);
   Writer b(dir.path(), "b", topic, group, db.uri(), b_options);
   BackgroundProducer producer(topic, kMessages, 30s);
