@@ -8,6 +8,7 @@
 #include <map>
 #include <system_error>
 
+#include "webmon/common/hex.hpp"
 #include "webmon/common/logging.hpp"
 #include "webmon/common/text.hpp"
 
@@ -35,10 +36,8 @@ std::string show(std::string_view s) {
       out += '\\';
       out += c;
     } else if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
       out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
+      append_hex_byte(out, u);
     } else {
       out += c;
     }

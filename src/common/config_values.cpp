@@ -120,8 +120,7 @@ void parse_mechanism(Reader& r, const Field& f, const std::string& path, KafkaSa
   static constexpr std::string_view kMechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"};
   auto v = r.scalar(f, path, "a SASL mechanism");
   if (!v) return;
-  std::string upper(*v);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::string upper = ascii_upper(*v);
   if (std::find(std::begin(kMechanisms), std::end(kMechanisms), upper) != std::end(kMechanisms)) s.mechanism = upper;
   else r.error_at(f, path, "expected one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI, got " + show(*v));
 }

@@ -17,6 +17,12 @@ inline std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+inline std::string ascii_upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+  return out;
+}
+
 // An address split by parse_host_port(); views into the parsed text.
 struct HostPort {
   std::string_view host;              // brackets removed; empty for ":port"
