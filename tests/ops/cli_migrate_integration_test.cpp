@@ -18,12 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 using webmon::test::ChildProcess;
 using webmon::test::TempDir;
-
-std::size_t occurrences(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
+using webmon::test::occurrences;
 
 TEST(CliMigrate, SeveralAtOnceApplyEachFileExactlyOnce) {
   webmon::test::TestDatabase db;

@@ -85,13 +85,6 @@ class NotifySocket {
 
 using webmon::test::http_get;
 
-// The value of one sample line in Prometheus text, e.g. `name{label="x"}`.
-std::optional<double> sample(const std::string& metrics, const std::string& series) {
-  const auto at = metrics.find("\n" + series + " ");
-  if (at == std::string::npos) return std::nullopt;
-  return std::stod(metrics.substr(at + series.size() + 2));
-}
-
 std::string checker_config(unsigned short metrics_port, const std::string& topic, const std::string& targets) {
   return "kafka:\n  bootstrap_servers: \"" + webmon::test::kafka_bootstrap() + "\"\n  topic: " + topic +
          "\n  topic_partitions: 1\n"
@@ -128,8 +121,8 @@ TEST(DaemonLifecycle, CheckerNotifiesReloadsAndStops) {
   std::string metrics;
   EXPECT_TRUE(webmon::test::eventually([&] {
     metrics = "\n" + http_get(port, "/metrics").body;
-    return sample(metrics, "webmon_checker_config_reloads_total{result=\"ok\"}") == 1.0 &&
-           sample(metrics, "webmon_checker_targets") == 1.0;
+    return webmon::test::metric_value(metrics, "webmon_checker_config_reloads_total{result=\"ok\"}") == 1.0 &&
+           webmon::test::metric_value(metrics, "webmon_checker_targets") == 1.0;
   })) << metrics;
 
   // A bad reload: RELOADING=1, READY=1 again, still running on the old config, counted.
@@ -140,13 +133,13 @@ TEST(DaemonLifecycle, CheckerNotifiesReloadsAndStops) {
   EXPECT_TRUE(checker.running()) << checker.log();
   EXPECT_TRUE(webmon::test::eventually([&] {
     metrics = "\n" + http_get(port, "/metrics").body;
-    return sample(metrics, "webmon_checker_config_reloads_total{result=\"failed\"}") == 1.0;
+    return webmon::test::metric_value(metrics, "webmon_checker_config_reloads_total{result=\"failed\"}") == 1.0;
   })) << metrics;
-  EXPECT_EQ(sample(metrics, "webmon_checker_targets"), 1.0);
+  EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_targets"), 1.0);
   // The old config keeps probing: the closed port gives connect errors.
   EXPECT_TRUE(webmon::test::eventually([&] {
     metrics = "\n" + http_get(port, "/metrics").body;
-    const auto connect = sample(metrics, "webmon_checker_probes_total{outcome=\"connect\"}");
+    const auto connect = webmon::test::metric_value(metrics, "webmon_checker_probes_total{outcome=\"connect\"}");
     return connect && *connect >= 2.0;
   })) << metrics;
 

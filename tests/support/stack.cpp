@@ -122,4 +122,10 @@ unsigned short free_port() {
   return ntohs(addr.sin_port);
 }
 
+std::size_t occurrences(std::string_view text, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string_view::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 }  // namespace webmon::test

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace webmon::test {
 
@@ -49,6 +50,9 @@ class TempDir {
 // For waiting on real servers: the limit is generous on purpose, never an assertion about speed.
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(60),
                 std::chrono::milliseconds every = std::chrono::milliseconds(50));
+
+// How often `needle` occurs in `text` (assignments in a log, runs in a report, ...).
+std::size_t occurrences(std::string_view text, std::string_view needle);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
 unsigned short free_port();

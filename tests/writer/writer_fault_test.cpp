@@ -24,6 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using webmon::test::eventually;
+using webmon::test::occurrences;
 using webmon::test::TempDir;
 using webmon::test::unique_name;
 
@@ -184,13 +185,6 @@ TEST(WriterFault, KafkaRestartedDuringIngest) {
   EXPECT_LT(after_restart, kMessages);
   EXPECT_EQ(c.rows, kMessages);
   EXPECT_EQ(c.duplicates, 0);
-}
-
-// How often `needle` is in `log` (how many assignments, revocations, ...).
-std::size_t occurrences(const std::string& log, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
-  return n;
 }
 
 // Options for two writers of one group: each its own instance id and metrics endpoint.
