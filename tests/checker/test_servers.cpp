@@ -4,6 +4,8 @@
 
 #include <strings.h>
 
+#include <mutex>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -57,6 +59,9 @@ struct TestServer::State {
   tcp::acceptor acceptor;
   Handler handler;
   std::shared_ptr<ssl::context> tls;
+  // A server's io_context may run on several threads (body_budget_test's site does): what it
+  // records is guarded.
+  mutable std::mutex mutex;
   std::vector<RecordedRequest> requests;
   std::size_t connections = 0;
 };
@@ -91,6 +96,7 @@ asio::awaitable<std::optional<RecordedRequest>> ServerConn::read_request() {
   }
   if (req) {
     req->sni = impl_->sni;
+    const std::lock_guard lock(impl_->server->mutex);
     impl_->server->requests.push_back(*req);
   }
   co_return req;
@@ -162,7 +168,10 @@ asio::awaitable<void> accept_loop(std::shared_ptr<TestServer::State> state) {
       if (!state->acceptor.is_open()) co_return;
       continue;
     }
-    ++state->connections;
+    {
+      const std::lock_guard lock(state->mutex);
+      ++state->connections;
+    }
     asio::co_spawn(state->acceptor.get_executor(), serve(state, std::move(socket)), asio::detached);
   }
 }
@@ -208,8 +217,14 @@ std::string TestServer::url(std::string_view path) const {
   return fmt::format("{}://{}:{}{}", state_->tls ? "https" : "http", host, ep.port(), path);
 }
 
-std::vector<RecordedRequest> TestServer::requests() const { return state_->requests; }
-std::size_t TestServer::connections() const { return state_->connections; }
+std::vector<RecordedRequest> TestServer::requests() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->requests;
+}
+std::size_t TestServer::connections() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->connections;
+}
 
 std::string http_response(int status, std::string_view body,
                           const std::vector<std::pair<std::string, std::string>>& headers) {
