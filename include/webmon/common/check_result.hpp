@@ -74,6 +74,9 @@ struct CheckResult {
   // redirects); null when no lookup was made (an IP literal, or a probe that ended before one).
   // Added to v1 after its first release: older messages lack it.
   std::optional<bool> dns_cached;
+  // Where the checker probes from (its `checker.location`); empty: no location. Added to v1 after
+  // its first release, and written only when set: absent, null and "" all read as empty.
+  std::string location;
 
   bool operator==(const CheckResult&) const = default;
 };
