@@ -82,6 +82,9 @@ void kafka_post(Reader& r, const Fields& s, const YAML::Mark& where, const std::
       else if (auto resolved = r.existing_file(nullptr, mark, "kafka.ssl", std::string(file))) *dest = *resolved;
     }
   }
+  if (const auto* coord = s.get("coordination_topic"); coord && k.coordination_topic == k.topic) {
+    r.error_at(*coord, "kafka.coordination_topic", "must not be the results' topic (kafka.topic " + show(k.topic) + ")");
+  }
   const auto* sasl_field = s.get("sasl");
   const YAML::Mark sasl_mark = sasl_field ? sasl_field->key.Mark() : where;
   if (sasl && k.sasl.mechanism.empty()) {
@@ -107,8 +110,18 @@ void target_post(Reader& r, const Fields& s, const YAML::Mark&, const std::strin
   }
 }
 
-void checker_post(Reader&, const Fields&, const YAML::Mark&, const std::string&, CheckerSection& c) {
+void checker_post(Reader& r, const Fields& s, const YAML::Mark&, const std::string& path, CheckerSection& c) {
   if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  // Static membership only with an id the file gives: the host name would make two instances on
+  // one host fence each other. With a group, the id is also the group.instance.id: Kafka's rule.
+  if (const auto* id = s.get("instance_id"); id && !c.instance_id.empty()) {
+    if (!c.fleet_group().empty() && (c.instance_id.size() > 249 || !kafka_name_chars(c.instance_id))) {
+      r.error_at(*id, Reader::child(path, "instance_id"),
+                 "with checker.group (or checker.location) it is the group.instance.id: only ASCII letters, digits, "
+                 "'.', '_' and '-', at most 249, are allowed: " + show(c.instance_id));
+    }
+    c.group_instance_id = c.instance_id;
+  }
   if (c.instance_id.empty()) c.instance_id = host_name();
 }
 
@@ -172,6 +185,11 @@ const Table<KafkaConfig>& kafka_table() {
           integer<&KafkaConfig::topic_partitions>(
               Doc("topic_partitions", "partitions when the checker creates the topic", kRestart, kChecker, "12"),
               1, 10000),
+          custom<&KafkaConfig::coordination_topic, parse_coordination_topic>(
+              Doc("coordination_topic", "the topic a checker.group shares its shards on (no messages; one partition a shard)",
+                  kRestart, kChecker, "monitoring.checkers")
+                  .type_text("string")
+                  .schema(R"({"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,249}$"})")),
           choice<&KafkaConfig::security_protocol>(
               Doc("security_protocol", "how to reach the brokers (case does not matter)", kRestart, kDaemons, "ssl")
                   .default_text("plaintext (ssl when the earlier tool's config/kafka/ key files are all there)"),
@@ -331,10 +349,30 @@ const Table<CheckerSection>& checker_table() {
               Doc("metrics_listen", "/metrics, /healthz, /readyz endpoint; :port: all addresses; empty: none",
                   kRestart, kChecker, "\"127.0.0.1:9101\"")),
           custom<&CheckerSection::instance_id, parse_checker_id>(
-              Doc("instance_id", "`checker` field of every result (1..255 characters)", kRestart, kChecker, "checker-eu-1")
-                  .default_text("(the host name)")
+              Doc("instance_id", "`checker` field of every result (1..255 characters); with a group, also its "
+                  "group.instance.id (static membership)", kRestart, kChecker, "checker-eu-1")
+                  .default_text("(the host name; with a group: dynamic membership)")
                   .type_text("string")
                   .schema(R"({"type": "string", "minLength": 1, "maxLength": 255})")),
+          custom<&CheckerSection::location, parse_location>(
+              Doc("location", "where the probes run from: every result's `location`; with no group, the group is "
+                  "webmon-checkers-<location>", kRestart, kChecker, "eu-west")
+                  .type_text("string")
+                  .schema(R"({"type": "string", "pattern": "^[A-Za-z0-9._-]{0,64}$"})")),
+          custom<&CheckerSection::group, parse_group>(
+              Doc("group", "Kafka consumer group whose instances share the targets (shards); none: this checker "
+                  "probes every target", kRestart, kChecker, "webmon-checkers-prod")
+                  .default_text("(none: standalone; with a location: webmon-checkers-<location>)")
+                  .type_text("string")
+                  .schema(R"({"type": "string", "minLength": 1, "maxLength": 249})")),
+          integer<&CheckerSection::shards>(
+              Doc("shards", "partitions of kafka.coordination_topic when a checker creates it; target -> shard: "
+                  "hash(name) mod shards", kRestart, kChecker, "128"),
+              1, 10000),
+          integer<&CheckerSection::session_timeout_ms>(
+              Doc("session_timeout_ms", "Kafka session.timeout.ms of the group: how long a silent instance keeps "
+                  "its shards", kRestart, kChecker, "6000"),
+              1000, 3'600'000),
           boolean<&CheckerSection::per_target_metrics>(
               Doc("per_target_metrics", "per-target gauges on /metrics", kRestart, kChecker, "true")),
           integer<&CheckerSection::max_body_memory_bytes>(
@@ -430,6 +468,21 @@ const Table<Config>& config_table() {
       section<&Config::kafka, kafka_table>(
           Doc("kafka", "where results go (checker) and come from (writer)", kRestart, kDaemons)),
       section<&Config::postgres, postgres_table>(
+// A checker group that is also the writer's would mix two topics and two assignors in one group.
+void config_post(Reader& r, const Fields& s, const YAML::Mark& where, const std::string&, Config& c) {
+  if (c.checker.fleet_group().empty() || c.checker.fleet_group() != c.writer.group_id) return;
+  YAML::Mark mark = where;
+  if (const auto* checker = s.get("checker"); checker && checker->value.IsMap()) {
+    mark = checker->key.Mark();
+    for (std::size_t i = 0; i < checker->value.size(); ++i) {
+      if (checker->value.key(i).IsScalar() && checker->value.key(i).Scalar() == "group") mark = checker->value.value(i).Mark();
+    }
+  }
+  r.add_error(mark, "checker.group",
+              "must differ from writer.group_id (" + show(c.writer.group_id) + "): the checkers' group shares "
+              "kafka.coordination_topic, the writers' consumes kafka.topic");
+}
+
           Doc("postgres", "the database of the writer and the CLI", kRestart, kWriter | kAdmin)),
       targets_row(),
       section<&Config::checker, checker_table>(
@@ -439,7 +492,7 @@ const Table<Config>& config_table() {
       choice<&Config::log_format>(
           Doc("log_format", "log lines on stderr: text or one JSON object per line", kApplied, kEveryone, "json"),
           "text,json"),
-  }};
+  }, config_post};
   return t;
 }
 

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <arpa/inet.h>
@@ -40,6 +41,10 @@ bool is_secret_header(std::string_view name) {
 
 }  // namespace
 
+bool kafka_name_chars(std::string_view v) noexcept {
+  return std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isalnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys with rules of their own
 
@@ -68,14 +73,24 @@ void parse_bootstrap(Reader& r, const Field& f, const std::string& path, KafkaCo
   for (const auto& srv : servers) k.bootstrap_servers += (k.bootstrap_servers.empty() ? "" : ",") + srv;
 }
 
-void parse_topic(Reader& r, const Field& f, const std::string& path, KafkaConfig& k) {
+namespace {
+
+std::optional<std::string> topic_name(Reader& r, const Field& f, const std::string& path) {
   auto v = r.nonempty_string(f, path);
-  if (!v) return;
-  const bool legal = v->size() <= 249 && *v != "." && *v != ".." && std::all_of(v->begin(), v->end(), [](char c) {
-                       return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-                     });
-  if (legal) k.topic = *v;
-  else r.error_at(f, path, "not a legal Kafka topic name (1..249 of a-z A-Z 0-9 . _ -): " + show(*v));
+  if (!v) return std::nullopt;
+  if (v->size() <= 249 && *v != "." && *v != ".." && kafka_name_chars(*v)) return v;
+  r.error_at(f, path, "not a legal Kafka topic name (1..249 of a-z A-Z 0-9 . _ -): " + show(*v));
+  return std::nullopt;
+}
+
+}  // namespace
+
+void parse_topic(Reader& r, const Field& f, const std::string& path, KafkaConfig& k) {
+  if (auto v = topic_name(r, f, path)) k.topic = *v;
+}
+
+void parse_coordination_topic(Reader& r, const Field& f, const std::string& path, KafkaConfig& k) {
+  if (auto v = topic_name(r, f, path)) k.coordination_topic = *v;
 }
 
 void parse_properties(Reader& r, const Field& f, const std::string& path, KafkaConfig& k) {
@@ -163,12 +178,27 @@ void parse_writer_id(Reader& r, const Field& f, const std::string& path, WriterS
   auto v = r.nonempty_string(f, path);
   if (!v) return;
   // Kafka's rule for group.instance.id (a host name always passes).
-  const bool legal = std::all_of(v->begin(), v->end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
-  });
   if (v->size() > 249) r.error_at(f, path, "longer than 249 characters");
-  else if (!legal) r.error_at(f, path, "only ASCII letters, digits, '.', '_' and '-' are allowed");
+  else if (!kafka_name_chars(*v)) r.error_at(f, path, "only ASCII letters, digits, '.', '_' and '-' are allowed");
   else w.instance_id = *v;
+}
+
+void parse_location(Reader& r, const Field& f, const std::string& path, CheckerSection& c) {
+  auto v = r.string_value(f, path);
+  if (!v || v->empty()) return;  // empty: no location
+  // A label in messages, tables and dashboards, and part of the default group id.
+  if (v->size() > 64) r.error_at(f, path, "longer than 64 characters");
+  else if (!kafka_name_chars(*v)) r.error_at(f, path, "only ASCII letters, digits, '.', '_' and '-' are allowed: " + show(*v));
+  else c.location = *v;
+}
+
+void parse_group(Reader& r, const Field& f, const std::string& path, CheckerSection& c) {
+  auto v = r.nonempty_string(f, path);
+  if (!v) return;
+  const bool printable = std::all_of(v->begin(), v->end(), [](unsigned char ch) { return ch > 0x20 && ch < 0x7f; });
+  if (v->size() > 249) r.error_at(f, path, "longer than 249 characters");
+  else if (!printable) r.error_at(f, path, "must be printable ASCII without spaces: " + show(*v));
+  else c.group = *v;
 }
 
 void parse_name(Reader& r, const Field& f, const std::string& path, TargetConfig& t) {

@@ -753,5 +753,49 @@ TEST(ConfigErrors, PostgresDeadlinesAndWriterInstanceIdChecked) {
   expect_one_error(base_plus("writer:\n  instance_id: \"\"\n"), 10, 16, "writer.instance_id", "");
 }
 
+
+// The fleet keys (issue 12): standalone unless a group or a location is given; static membership
+// only with an instance_id from the file.
+TEST(Config, FleetKeysDefaultToAStandaloneChecker) {
+  const auto d = parse_ok(base_plus(""));
+  EXPECT_EQ(d.checker.fleet_group(), "");
+  EXPECT_EQ(d.checker.location, "");
+  EXPECT_EQ(d.checker.shards, 64);
+  EXPECT_EQ(d.checker.session_timeout_ms, 10000);
+  EXPECT_EQ(d.checker.group_instance_id, "") << "the host name is no group.instance.id";
+  EXPECT_EQ(d.kafka.coordination_topic, "webmon.checkers");
+
+  const auto located = parse_ok(base_plus("checker:\n  location: eu-west\n  instance_id: eu-1\n"));
+  EXPECT_EQ(located.checker.location, "eu-west");
+  EXPECT_EQ(located.checker.fleet_group(), "webmon-checkers-eu-west") << "a location is a group of its own";
+  EXPECT_EQ(located.checker.group_instance_id, "eu-1");
+  EXPECT_EQ(located.checker.instance_id, "eu-1");
+
+  const auto given = parse_ok("kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  coordination_topic: fleet.a\n"
+                              "checker:\n  location: fra1\n  group: fleet-a\n  shards: 8\n  session_timeout_ms: 6000\n"
+                              "targets:\n");
+  EXPECT_EQ(given.checker.fleet_group(), "fleet-a") << "a group given wins over the location's";
+  EXPECT_EQ(given.checker.location, "fra1");
+  EXPECT_EQ(given.checker.shards, 8);
+  EXPECT_EQ(given.checker.session_timeout_ms, 6000);
+  EXPECT_EQ(given.kafka.coordination_topic, "fleet.a");
+}
+
+TEST(ConfigErrors, FleetKeysChecked) {
+  expect_one_error(base_plus("checker:\n  location: \"eu west\"\n"), 10, 13, "checker.location",
+                   "only ASCII letters, digits");
+  expect_one_error(base_plus("checker:\n  shards: 0\n"), 10, 11, "checker.shards", "out of range (1..10000)");
+  expect_one_error(base_plus("checker:\n  session_timeout_ms: 500\n"), 10, 23, "checker.session_timeout_ms",
+                   "out of range");
+  expect_one_error(base_plus("checker:\n  group: \"two words\"\n"), 10, 10, "checker.group", "printable ASCII");
+  // With a group the id is the group.instance.id, whose characters Kafka restricts; alone it is not.
+  expect_one_error(base_plus("checker:\n  group: g\n  instance_id: \"eu 1\"\n"), 11, 16, "checker.instance_id",
+                   "group.instance.id");
+  EXPECT_EQ(parse_ok(base_plus("checker:\n  instance_id: \"eu 1\"\n")).checker.instance_id, "eu 1");
+  expect_one_error(base_plus("checker:\n  group: webmon-writer\n"), 10, 10, "checker.group", "writer.group_id");
+  expect_one_error("kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  coordination_topic: webmon.checks\ntargets:\n", 3, 23,
+                   "kafka.coordination_topic", "results' topic");
+}
+
 }  // namespace
 }  // namespace webmon

@@ -73,6 +73,9 @@ struct KafkaConfig {
   std::string bootstrap_servers;  // "host1:port1,host2:port2"
   std::string topic = "webmon.checks";
   int topic_partitions = 6;
+  // The checkers' group (checker.group) subscribes to it; it holds no messages, its partitions are
+  // the shards (created with checker.shards partitions when missing).
+  std::string coordination_topic = "webmon.checkers";
   std::string security_protocol = "plaintext";  // plaintext, ssl, sasl_plaintext, sasl_ssl
   KafkaSsl ssl;
   KafkaSasl sasl;
@@ -105,11 +108,25 @@ struct CheckerSection {
   std::size_t max_in_flight = 10000;
   std::string metrics_listen;       // host:port; empty: no metrics endpoint
   std::string instance_id;          // default: the host name (resolved at load)
+  // Where the probes run from, in every result's `location`; empty: none. With a location and no
+  // group, the group is webmon-checkers-<location>.
+  std::string location;
+  // The Kafka consumer group the fleet of checkers shares the targets in, as given; see fleet_group().
+  std::string group;
+  int shards = 64;                  // partitions of kafka.coordination_topic when the checker creates it
+  int session_timeout_ms = 10000;   // session.timeout.ms: how long a silent instance keeps its shards
+  // group.instance.id (static membership): instance_id when it was given in the file; empty (the
+  // host name is not unique enough: two instances on one host) means dynamic membership.
+  std::string group_instance_id;
   bool per_target_metrics = false;
   // Bodies held for regexp searches, over all probes at once (each holds about 64 KiB plus what
   // a match may still need); a probe that finds no room says so in its result.
   std::size_t max_body_memory_bytes = 256u * 1024 * 1024;
   CheckerDns dns;
+
+  // The group this checker joins: `group`, else webmon-checkers-<location> with a location, else
+  // empty: standalone (this checker probes every target).
+  std::string fleet_group() const { return !group.empty() ? group : location.empty() ? "" : "webmon-checkers-" + location; }
 };
 
 struct WriterSection {
