@@ -463,11 +463,6 @@ Row<Config> targets_row() {
   return r;
 }
 
-const Table<Config>& config_table() {
-  static const Table<Config> t{{
-      section<&Config::kafka, kafka_table>(
-          Doc("kafka", "where results go (checker) and come from (writer)", kRestart, kDaemons)),
-      section<&Config::postgres, postgres_table>(
 // A checker group that is also the writer's would mix two topics and two assignors in one group.
 void config_post(Reader& r, const Fields& s, const YAML::Mark& where, const std::string&, Config& c) {
   if (c.checker.fleet_group().empty() || c.checker.fleet_group() != c.writer.group_id) return;
@@ -483,6 +478,11 @@ void config_post(Reader& r, const Fields& s, const YAML::Mark& where, const std:
               "kafka.coordination_topic, the writers' consumes kafka.topic");
 }
 
+const Table<Config>& config_table() {
+  static const Table<Config> t{{
+      section<&Config::kafka, kafka_table>(
+          Doc("kafka", "where results go (checker) and come from (writer)", kRestart, kDaemons)),
+      section<&Config::postgres, postgres_table>(
           Doc("postgres", "the database of the writer and the CLI", kRestart, kWriter | kAdmin)),
       targets_row(),
       section<&Config::checker, checker_table>(
