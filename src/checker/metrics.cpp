@@ -112,6 +112,31 @@ CheckerMetrics::CheckerMetrics(std::shared_ptr<prometheus::Registry> reg, bool p
                      .Help("Name lookups that waited for a query already running for the same name")
                      .Register(*reg)
                      .Add({})),
+      shards(BuildGauge()
+                 .Name("webmon_checker_shards")
+                 .Help("Shards of the checker group (partitions of kafka.coordination_topic); 0: standalone")
+                 .Register(*reg)
+                 .Add({})),
+      shards_owned(BuildGauge()
+                       .Name("webmon_checker_shards_owned")
+                       .Help("Shards of the checker group assigned to this instance")
+                       .Register(*reg)
+                       .Add({})),
+      targets_owned(BuildGauge()
+                        .Name("webmon_checker_targets_owned")
+                        .Help("Targets this instance probes: those of its shards (standalone: all)")
+                        .Register(*reg)
+                        .Add({})),
+      rebalances(BuildCounter()
+                     .Name("webmon_checker_rebalances_total")
+                     .Help("Changes of this instance's shards made by the group (assignments and revocations)")
+                     .Register(*reg)
+                     .Add({})),
+      last_rebalance(BuildGauge()
+                         .Name("webmon_checker_last_rebalance_timestamp_seconds")
+                         .Help("Unix time of this instance's last rebalance (0: none yet)")
+                         .Register(*reg)
+                         .Add({})),
       registry_(std::move(reg)),
       per_target_(per_target),
       probes_family_(BuildCounter()

@@ -23,6 +23,45 @@ Nanos first_due_at_or_after(Nanos now, Nanos offset, Nanos interval) noexcept {
   return offset + Nanos{k * interval.count()};
 }
 
+unsigned fleet_shard(std::string_view name, unsigned shards) noexcept {
+  return shards == 0 ? 0 : static_cast<unsigned>(stable_hash(name) % shards);
+}
+
+ShardSet::ShardSet(unsigned count, const std::vector<unsigned>& owned)
+    : standalone_(false), count_(count), owned_(count, false) {
+  for (const auto s : owned) {
+    if (s < count_) owned_[s] = true;
+  }
+}
+
+std::vector<unsigned> ShardSet::owned() const {
+  std::vector<unsigned> out;
+  for (unsigned i = 0; i < count_; ++i) {
+    if (owned_[i]) out.push_back(i);
+  }
+  return out;
+}
+
+std::size_t ShardSet::size() const noexcept {
+  std::size_t n = 0;
+  for (const bool b : owned_) n += b ? 1 : 0;
+  return n;
+}
+
+std::string shard_ranges(const std::vector<unsigned>& v) {
+  if (v.empty()) return "none";
+  std::string out;
+  for (std::size_t i = 0; i < v.size();) {
+    std::size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(v[i]);
+    if (j > i) out += '-' + std::to_string(v[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
 TargetSchedule::TargetSchedule(std::string_view name, Nanos interval, Nanos now) noexcept
     : interval_(interval), offset_(phase_offset(name, interval)),
       next_due_(first_due_at_or_after(now, offset_, interval)) {}

@@ -1,6 +1,8 @@
 #include "webmon/checker/scheduler.hpp"
 
+#include <algorithm>
 #include <deque>
+#include <future>
 #include <thread>
 #include <unordered_map>
 
@@ -26,18 +28,29 @@ namespace {
 
 Nanos steady_now() { return std::chrono::duration_cast<Nanos>(steady_clock::now().time_since_epoch()); }
 
+// The system clock minus the steady clock, read back to back: UTC = steady + this.
+Nanos utc_minus_steady() {
+  const auto steady = steady_now();
+  const auto utc = std::chrono::duration_cast<Nanos>(std::chrono::system_clock::now().time_since_epoch());
+  return utc - steady;
+}
+
+// A clock step (settimeofday, an NTP step) larger than this is taken over at the next second.
+constexpr Nanos kClockStep = std::chrono::milliseconds(10);
+
 double seconds(Nanos d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
 
 // One io_context, one thread, and the targets that hash to it. Everything below is touched only on
-// that thread, except the atomics read by the owner for stop() and metrics.
+// that thread, except the atomics read by the owner for stop() and metrics. (A "shard" here is a
+// thread's share of the targets; a fleet's shards, the partitions Kafka assigns, are a ShardSet.)
 class Scheduler::Shard {
  public:
   Shard(std::size_t cap, const SchedulerOptions& options, ResultFn on_result, CheckerMetrics& metrics)
-      : cap_(cap), instance_id_(options.instance_id), on_result_(std::move(on_result)), metrics_(metrics),
-        duration_(duration_buckets()), lateness_(duration_buckets()), dns_duration_(duration_buckets()),
-        flush_timer_(io_) {}
+      : cap_(cap), instance_id_(options.instance_id), location_(options.location), owned_(options.shards),
+        on_result_(std::move(on_result)), metrics_(metrics), duration_(duration_buckets()),
+        lateness_(duration_buckets()), dns_duration_(duration_buckets()), flush_timer_(io_) {}
 
   asio::any_io_executor executor() { return io_.get_executor(); }
 
@@ -57,18 +70,35 @@ class Scheduler::Shard {
         metrics_.add_dns(resolver_->take_stats(), dns_duration_);
       }
       resolver_ = std::move(resolver);
+      utc_offset_ = utc_minus_steady();
       apply_here(std::move(targets), std::move(probe));
     });
   }
 
+  void post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
+  // On this shard's thread.
   void begin_stop() {
-    asio::post(io_, [this] {
-      stopping_ = true;
-      for (auto& [name, slot] : slots_) slot->timer.cancel();
-      waiting_.clear();
-      flush_timer_.cancel();
-      flush_metrics();
-    });
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [name, slot] : slots_) slot->timer.cancel();
+    waiting_.clear();
+    flush_timer_.cancel();
+    flush_metrics();
+  }
+
+  // On this shard's thread: targets of shards gained start at their next due time, those of
+  // shards lost stop (a probe in flight still reports).
+  void set_shards(const ShardSet& owned) {
+    owned_ = owned;
+    if (stopping_) return;
+    utc_offset_ = utc_minus_steady();
+    const Nanos now = utc_now();
+    for (auto& [name, slot] : slots_) {
+      const bool want = owned_.owns(slot->cfg->name);
+      if (want == slot->active) continue;
+      activate(slot, want, now);
+    }
   }
 
   void join() {
@@ -85,10 +115,31 @@ class Scheduler::Shard {
     Slot(asio::io_context& io, std::shared_ptr<const TargetConfig> c, Nanos now)
         : cfg(std::move(c)), schedule(cfg->name, cfg->interval, now), timer(io) {}
     std::shared_ptr<const TargetConfig> cfg;
-    TargetSchedule schedule;
+    TargetSchedule schedule;  // in UTC nanoseconds since the epoch
     asio::steady_timer timer;
     bool removed = false;
+    bool active = false;       // its shard is owned: the timer runs
+    std::uint64_t armed = 0;   // bumped when the timer's chain is ended or restarted
   };
+
+  Nanos utc_now() const { return steady_now() + utc_offset_; }
+  steady_clock::time_point steady_at(Nanos utc) const {
+    return steady_clock::time_point(std::chrono::duration_cast<steady_clock::duration>(utc - utc_offset_));
+  }
+
+  // Starts (at the next due time) or ends the target's timer chain; counts it as owned or not.
+  void activate(const std::shared_ptr<Slot>& slot, bool on, Nanos now) {
+    slot->active = on;
+    ++slot->armed;
+    if (on) {
+      slot->schedule.reset(slot->cfg->name, slot->cfg->interval, now);
+      arm(slot);
+      metrics_.targets_owned.Increment();
+    } else {
+      slot->timer.cancel();
+      metrics_.targets_owned.Decrement();
+    }
+  }
   struct Waiting {
     std::shared_ptr<Slot> slot;
     Nanos due;
@@ -99,12 +150,12 @@ class Scheduler::Shard {
     if (stopping_) return;
     std::unordered_map<std::string_view, std::shared_ptr<Slot>> next;
     next.reserve(targets.size());
-    const Nanos now = steady_now();
+    const Nanos now = utc_now();
     for (auto& cfg : targets) {
       auto it = slots_.find(cfg->name);
       if (it == slots_.end()) {
         auto slot = std::make_shared<Slot>(io_, cfg, now);
-        arm(slot);
+        if (owned_.owns(slot->cfg->name)) activate(slot, true, now);
         next.emplace(slot->cfg->name, std::move(slot));
         continue;
       }
@@ -115,14 +166,14 @@ class Scheduler::Shard {
         slot->cfg = cfg;
         if (new_phase) {
           slot->schedule.reset(cfg->name, cfg->interval, now);
-          slot->timer.cancel();  // the loop re-arms on the new phase
+          if (slot->active) slot->timer.cancel();  // the loop re-arms on the new phase
         }
       }
       next.emplace(slot->cfg->name, std::move(slot));
     }
     for (auto& [name, slot] : slots_) {  // what is left was removed
       slot->removed = true;
-      slot->timer.cancel();
+      if (slot->active) activate(slot, false, now);
       metrics_.forget_target(slot->cfg->name);
     }
     slots_ = std::move(next);
@@ -131,19 +182,20 @@ class Scheduler::Shard {
   // Arms the target's timer for its next due time. The handler captures `this`: it runs only on
   // io_, which this shard owns and stops before it goes, so it cannot outlive the shard.
   void arm(std::shared_ptr<Slot> slot) {
-    slot->timer.expires_at(steady_clock::time_point(
-        std::chrono::duration_cast<steady_clock::duration>(slot->schedule.next_due())));
+    slot->timer.expires_at(steady_at(slot->schedule.next_due()));
     auto* timer = &slot->timer;
-    timer->async_wait([this, slot = std::move(slot)](const boost::system::error_code&) mutable {
-      on_due(std::move(slot));
+    const auto armed = slot->armed;
+    timer->async_wait([this, slot = std::move(slot), armed](const boost::system::error_code&) mutable {
+      on_due(std::move(slot), armed);
     });
   }
 
   // Also reached when a reload cancelled the wait to move the target to a new phase: fire() then
-  // finds nothing due yet and the timer is simply re-armed.
-  void on_due(std::shared_ptr<Slot> slot) {
-    if (slot->removed || stopping_) return;
-    const auto fire = slot->schedule.fire(steady_now());
+  // finds nothing due yet and the timer is simply re-armed. A chain that activate() ended or
+  // restarted since it was armed stops here.
+  void on_due(std::shared_ptr<Slot> slot, std::uint64_t armed) {
+    if (slot->removed || stopping_ || !slot->active || slot->armed != armed) return;
+    const auto fire = slot->schedule.fire(utc_now());
     if (fire.skipped) {
       skipped_.fetch_add(fire.skipped, std::memory_order_relaxed);
       metrics_.skipped.Increment(static_cast<double>(fire.skipped));
@@ -169,20 +221,20 @@ class Scheduler::Shard {
   }
 
   asio::awaitable<void> probe_once(std::shared_ptr<Slot> slot, Nanos due) {
-    // Wall-clock times for the message, read together with the steady clock they map from.
-    const auto sys_now = std::chrono::system_clock::now();
+    // scheduled_at is the due time itself (UTC, the same on every instance of a fleet); started_at
+    // is the system clock now.
+    const auto started_at = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    const auto scheduled_at = std::chrono::floor<std::chrono::milliseconds>(
+        std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(due)));
     const Nanos start = steady_now();
-    const auto started_at = std::chrono::time_point_cast<std::chrono::milliseconds>(sys_now);
-    const auto scheduled_at = std::chrono::time_point_cast<std::chrono::milliseconds>(
-        sys_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(start - due));
-    lateness_.observe(seconds(start - due));
+    lateness_.observe(seconds(utc_now() - due));
 
     auto cfg = slot->cfg;
     CheckResult r;
     try {
       const Nanos not_after = due + cfg->interval - deadline_margin(cfg->interval);
       // A named local, not a temporary in the co_await: g++ 12 destroys such temporaries twice.
-      ProbeRun run{resolver_, steady_clock::time_point(std::chrono::duration_cast<steady_clock::duration>(not_after))};
+      ProbeRun run{resolver_, steady_at(not_after)};
       auto probing = probe_(cfg, std::move(run));
       r = co_await std::move(probing);
     } catch (const std::exception& e) {
@@ -197,6 +249,7 @@ class Scheduler::Shard {
     r.scheduled_at = scheduled_at;
     r.started_at = started_at;
     r.checker = instance_id_;
+    r.location = location_;
     duration_.observe(r.timings.total);
     metrics_.probes(r).Increment();
     metrics_.observe_target(r);
@@ -217,6 +270,19 @@ class Scheduler::Shard {
       flush_timer_.expires_after(std::chrono::seconds(1));
       co_await flush_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
       flush_metrics();
+      follow_clock_step();
+    }
+  }
+
+  // The system clock was set (a step, not NTP's slewing, which moves both clocks alike): due
+  // times stay on the UTC grid. Timers armed before fire at their old steady time; fire() then
+  // finds the due time not reached (and re-arms) or passed (and skips what was missed).
+  void follow_clock_step() {
+    const Nanos now = utc_minus_steady();
+    const Nanos step = now - utc_offset_;
+    if (step > kClockStep || step < -kClockStep) {
+      spdlog::warn("the system clock moved by {:.3f} s: due times follow it", seconds(step));
+      utc_offset_ = now;
     }
   }
 
@@ -230,6 +296,9 @@ class Scheduler::Shard {
   std::thread thread_;
   std::size_t cap_;
   std::string instance_id_;
+  std::string location_;
+  ShardSet owned_;      // the fleet's shards probed here (standalone: all)
+  Nanos utc_offset_ = utc_minus_steady();  // UTC minus steady_clock, mapped at start, reload, rebalance
   ResultFn on_result_;
   CheckerMetrics& metrics_;
   ProbeFn probe_;
@@ -286,9 +355,59 @@ void Scheduler::apply(const std::vector<TargetPtr>& targets, ProbeFn probe, cons
   }
 }
 
+std::uint64_t targets_digest(const std::vector<TargetPtr>& targets) {
+  std::vector<const TargetConfig*> sorted;
+  sorted.reserve(targets.size());
+  for (const auto& t : targets) sorted.push_back(t.get());
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
+  std::string text;
+  for (const auto* t : sorted) {
+    // NUL-separated: no name or URL holds one, so two different lists cannot spell the same text.
+    text += t->name;
+    text += '\0';
+    text += t->url;
+    text += '\0';
+    text += std::to_string(t->interval.count());
+    text += '\n';
+  }
+  return stable_hash(text);
+}
+
+void Scheduler::on_every_thread(const std::function<void(Shard&)>& fn, std::chrono::milliseconds limit) {
+  std::vector<std::future<void>> done;
+  for (auto& s : shards_) {
+    auto p = std::make_shared<std::promise<void>>();
+    done.push_back(p->get_future());
+    Shard* shard = s.get();
+    shard->post([shard, fn, p] {
+      fn(*shard);
+      p->set_value();
+    });
+  }
+  if (!running_) return;  // the threads run it when they start
+  const auto until = steady_clock::now() + limit;
+  for (auto& f : done) {
+    if (f.wait_until(until) != std::future_status::ready) {
+      spdlog::warn("a scheduler thread did not answer within {} ms", limit.count());
+      return;
+    }
+  }
+}
+
+void Scheduler::set_shards(const ShardSet& shards) {
+  // Each thread's copy of the set lives in the function posted to it (the wait may give up).
+  on_every_thread([shards](Shard& s) { s.set_shards(shards); }, std::chrono::seconds(5));
+}
+
+void Scheduler::stop_scheduling() {
+  if (!running_ || scheduling_stopped_) return;
+  scheduling_stopped_ = true;
+  on_every_thread([](Shard& s) { s.begin_stop(); }, std::chrono::seconds(5));
+}
+
 std::size_t Scheduler::stop(std::chrono::milliseconds drain_limit) {
   if (!running_) return 0;
-  for (auto& s : shards_) s->begin_stop();
+  stop_scheduling();
   const auto until = steady_clock::now() + drain_limit;
   while (in_flight() > 0 && steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const std::size_t left = in_flight();

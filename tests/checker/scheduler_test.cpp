@@ -2,7 +2,9 @@
 // with a probe function that stands in for the network (probe tests cover the network).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -49,6 +51,47 @@ TEST(ScheduleArithmetic, FirstDueIsTheNextSlotOnThePhase) {
   EXPECT_EQ(first_due_at_or_after(Nanos{7}, Nanos{7}, Nanos{10}), Nanos{7});
   EXPECT_EQ(first_due_at_or_after(Nanos{8}, Nanos{7}, Nanos{10}), Nanos{17});
   EXPECT_EQ(first_due_at_or_after(Nanos{1000}, Nanos{7}, Nanos{10}), Nanos{1007});
+}
+
+TEST(ScheduleArithmetic, ATargetsFleetShardIsItsHashModTheShards) {
+  using webmon::checker::fleet_shard;
+  using webmon::checker::stable_hash;
+  std::vector<int> per_shard(64, 0);
+  for (int i = 0; i < 6400; ++i) {
+    const std::string name = "site-" + std::to_string(i);
+    const auto s = fleet_shard(name, 64);
+    ASSERT_LT(s, 64u);
+    EXPECT_EQ(s, stable_hash(name) % 64) << "every instance of a fleet computes the same shard";
+    ++per_shard[s];
+  }
+  for (const int n : per_shard) {
+    EXPECT_GT(n, 50) << "6400 names spread over 64 shards";
+    EXPECT_LT(n, 150);
+  }
+}
+
+TEST(ScheduleArithmetic, AShardSetOwnsTheTargetsOfItsShards) {
+  using webmon::checker::fleet_shard;
+  using webmon::checker::ShardSet;
+  const ShardSet standalone;
+  EXPECT_TRUE(standalone.standalone());
+  EXPECT_TRUE(standalone.owns("anything"));
+  EXPECT_EQ(standalone.size(), 0u);
+  EXPECT_FALSE(ShardSet::none(0).owns("anything")) << "in a group, nothing before the first assignment";
+  EXPECT_FALSE(ShardSet::none(8).owns("anything"));
+  const ShardSet some(8, {1, 5, 9});  // 9 is not one of 8 shards
+  EXPECT_EQ(some.size(), 2u);
+  EXPECT_EQ(some.owned(), (std::vector<unsigned>{1, 5}));
+  for (int i = 0; i < 100; ++i) {
+    const std::string name = "t" + std::to_string(i);
+    const auto shard = fleet_shard(name, 8);
+    EXPECT_EQ(some.owns(name), shard == 1 || shard == 5) << name;
+  }
+  using webmon::checker::shard_ranges;
+  EXPECT_EQ(shard_ranges({}), "none");
+  EXPECT_EQ(shard_ranges({4}), "4");
+  EXPECT_EQ(shard_ranges({0, 1, 2, 3, 7, 9, 10, 11, 12}), "0-3,7,9-12");
+  EXPECT_EQ(shard_ranges({0, 2, 4}), "0,2,4");
 }
 
 TEST(TargetSchedule, FixedRateDoesNotDriftWhenTimersFireLate) {
@@ -148,10 +191,17 @@ webmon::checker::TargetPtr target(const std::string& name, std::chrono::millisec
   return std::make_shared<const TargetConfig>(std::move(t));
 }
 
+webmon::checker::SchedulerOptions options(unsigned threads, std::size_t cap, webmon::checker::ShardSet shards) {
+  webmon::checker::SchedulerOptions o(threads, cap, "test-instance");
+  o.shards = std::move(shards);
+  return o;
+}
+
 struct SchedulerHarness {
-  explicit SchedulerHarness(unsigned threads, std::size_t cap = 10000)
+  explicit SchedulerHarness(unsigned threads, std::size_t cap = 10000,
+                            webmon::checker::ShardSet shards = webmon::checker::ShardSet())
       : metrics(false),
-        scheduler({threads, cap, "test-instance"},
+        scheduler(options(threads, cap, std::move(shards)),
                   [rec = rec](const CheckResult& r) {
                     std::lock_guard l(rec->m);
                     rec->by_target[r.target].push_back(r);
@@ -274,6 +324,135 @@ TEST(Scheduler, ReloadTouchesOnlyWhatChanged) {
   const auto& ch = h.rec->by_target["changes"];
   const auto last = std::chrono::duration_cast<std::chrono::milliseconds>(ch[ch.size() - 1].scheduled_at - ch[ch.size() - 2].scheduled_at).count();
   EXPECT_LE(std::abs(last - (last + 150) / 300 * 300), 1) << "changes step " << last;
+}
+
+std::int64_t epoch_ms(const webmon::SysMillis& t) { return t.time_since_epoch().count(); }
+
+// Due times count from the Unix epoch: scheduled_at is offset + k * interval after 1970-01-01, so
+// it does not depend on when the checker started, and two checkers agree on it.
+TEST(Scheduler, ScheduledAtIsOnTheUtcGridOfItsTarget) {
+  SchedulerHarness h(2);
+  std::vector<webmon::checker::TargetPtr> targets;
+  for (int i = 0; i < 10; ++i) targets.push_back(target("utc" + std::to_string(i), 100ms));
+  h.scheduler.apply(targets, h.probe(1ms));
+  ASSERT_TRUE(webmon::test::eventually([&] {
+    for (const auto& t : targets)
+      if (h.rec->count(t->name) < 3) return false;
+    return true;
+  }));
+  h.scheduler.stop(5s);
+  std::lock_guard l(h.rec->m);
+  for (const auto& t : targets) {
+    const auto offset_ms = std::chrono::duration_cast<std::chrono::milliseconds>(phase_offset(t->name, 100ms)).count();
+    for (const auto& r : h.rec->by_target[t->name]) {
+      EXPECT_EQ(epoch_ms(r.scheduled_at) % 100, offset_ms) << t->name << ": scheduled_at is not epoch + offset + k * 100 ms";
+      EXPECT_GE(r.started_at, r.scheduled_at);
+    }
+  }
+}
+
+TEST(Scheduler, TwoSchedulersReportTheSameScheduledAtForTheSameDueTime) {
+  SchedulerHarness a(1);
+  std::this_thread::sleep_for(37ms);  // started at another moment, as two hosts would be
+  SchedulerHarness b(2);
+  const std::vector<webmon::checker::TargetPtr> targets{target("shared-a", 100ms), target("shared-b", 70ms)};
+  a.scheduler.apply(targets, a.probe(1ms));
+  b.scheduler.apply(targets, b.probe(1ms));
+  ASSERT_TRUE(webmon::test::eventually([&] { return a.rec->count("shared-b") >= 6 && b.rec->count("shared-b") >= 6; }));
+  a.scheduler.stop(5s);
+  b.scheduler.stop(5s);
+  for (const auto& t : targets) {
+    std::set<std::int64_t> in_a, in_b;
+    {
+      std::lock_guard l(a.rec->m);
+      for (const auto& r : a.rec->by_target[t->name]) in_a.insert(epoch_ms(r.scheduled_at));
+    }
+    {
+      std::lock_guard l(b.rec->m);
+      for (const auto& r : b.rec->by_target[t->name]) in_b.insert(epoch_ms(r.scheduled_at));
+    }
+    std::vector<std::int64_t> both;
+    std::set_intersection(in_a.begin(), in_a.end(), in_b.begin(), in_b.end(), std::back_inserter(both));
+    // They ran side by side for several intervals: those due times are the very same values.
+    EXPECT_GE(both.size(), 3u) << t->name;
+    const auto step = std::chrono::duration_cast<std::chrono::milliseconds>(t->interval).count();
+    for (const auto v : in_b) EXPECT_EQ((v - *in_a.begin()) % step, 0) << t->name << ": one grid for both";
+  }
+}
+
+// In a fleet only the owned shards' targets are probed; a shard gained starts at its next due
+// time (no catching up), and a shard lost starts nothing after set_shards() returns.
+TEST(Scheduler, ProbesOnlyTheOwnedShardsAndFollowsTheirChanges) {
+  using webmon::checker::fleet_shard;
+  using webmon::checker::ShardSet;
+  SchedulerHarness h(2, 10000, ShardSet::none(0));
+  std::vector<webmon::checker::TargetPtr> targets;
+  for (int i = 0; i < 40; ++i) targets.push_back(target("fleet" + std::to_string(i), 100ms));
+  const auto in = [](const std::string& name, std::initializer_list<unsigned> shards) {
+    const auto s = fleet_shard(name, 4);
+    return std::find(shards.begin(), shards.end(), s) != shards.end();
+  };
+  h.scheduler.apply(targets, h.probe(1ms));
+  std::this_thread::sleep_for(300ms);
+  for (const auto& t : targets) EXPECT_EQ(h.rec->count(t->name), 0u) << "nothing is owned before an assignment";
+  EXPECT_EQ(h.metrics.targets_owned.Value(), 0);
+
+  h.scheduler.set_shards(ShardSet(4, {0, 1}));
+  ASSERT_TRUE(webmon::test::eventually([&] {
+    for (const auto& t : targets)
+      if (in(t->name, {0, 1}) && h.rec->count(t->name) < 3) return false;
+    return true;
+  }));
+  std::size_t owned = 0;
+  for (const auto& t : targets) owned += in(t->name, {0, 1}) ? 1 : 0;
+  EXPECT_EQ(h.metrics.targets_owned.Value(), static_cast<double>(owned));
+
+  const auto before_switch = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  h.scheduler.set_shards(ShardSet(4, {1, 2}));
+  const auto after_switch = std::chrono::system_clock::now();
+  ASSERT_TRUE(webmon::test::eventually([&] {
+    for (const auto& t : targets)
+      if (in(t->name, {2}) && h.rec->count(t->name) < 3) return false;
+    return true;
+  }));
+  h.scheduler.stop(5s);
+
+  std::lock_guard l(h.rec->m);
+  for (const auto& t : targets) {
+    const auto& rs = h.rec->by_target[t->name];
+    if (in(t->name, {3})) {
+      EXPECT_TRUE(rs.empty()) << t->name << " was never owned";
+    }
+    if (in(t->name, {0})) {
+      for (const auto& r : rs) EXPECT_LT(r.started_at, after_switch) << t->name << ": probed after its shard was lost";
+    }
+    if (in(t->name, {2})) {
+      ASSERT_FALSE(rs.empty());
+      EXPECT_GE(rs.front().scheduled_at, before_switch) << t->name << ": a gained shard starts at its next due time";
+    }
+    for (std::size_t i = 1; i < rs.size(); ++i) {
+      EXPECT_GT(rs[i].scheduled_at, rs[i - 1].scheduled_at) << t->name << ": a due time twice";
+      EXPECT_EQ(epoch_ms(rs[i].scheduled_at) % 100, epoch_ms(rs[0].scheduled_at) % 100) << t->name;
+    }
+    if (in(t->name, {1})) {
+      // Kept across the change: probed before and after it, on its one grid (checked above).
+      ASSERT_FALSE(rs.empty());
+      EXPECT_LT(rs.front().scheduled_at, before_switch) << t->name;
+      EXPECT_GE(rs.back().started_at, after_switch) << t->name;
+    }
+  }
+}
+
+TEST(Scheduler, TheTargetDigestSeesNamesUrlsAndIntervalsNotTheOrder) {
+  using webmon::checker::targets_digest;
+  const auto a = target("a", 100ms);
+  const auto b = target("b", 100ms);
+  EXPECT_EQ(targets_digest({a, b}), targets_digest({b, a}));
+  EXPECT_NE(targets_digest({a, b}), targets_digest({a}));
+  EXPECT_NE(targets_digest({a, b}), targets_digest({a, target("b", 200ms)}));
+  TargetConfig moved = *b;
+  moved.url = "http://127.0.0.1/elsewhere";
+  EXPECT_NE(targets_digest({a, b}), targets_digest({a, std::make_shared<const TargetConfig>(moved)}));
 }
 
 }  // namespace

@@ -67,6 +67,12 @@ class CheckerMetrics {
   prometheus::Histogram& dns_duration;  // seconds, each query c-ares ran (cache hits not included)
   prometheus::Counter& dns_cache_hits;
   prometheus::Counter& dns_shared;      // lookups that joined a query already running for the name
+  // The fleet (checker.group): what this instance probes of it. Standalone: shards 0, every target owned.
+  prometheus::Gauge& shards;            // partitions of the coordination topic (0: standalone)
+  prometheus::Gauge& shards_owned;
+  prometheus::Gauge& targets_owned;     // targets whose shard is owned (standalone: all)
+  prometheus::Counter& rebalances;      // assignment changes Kafka made (assign and revoke)
+  prometheus::Gauge& last_rebalance;    // Unix time of the last one, seconds
   prometheus::Counter& dns_lookups(DnsStatus s) { return *dns_lookups_[static_cast<std::size_t>(s)]; }
 
   // Adds what one shard's resolver counted since the last call; `durations` is the shard's own.

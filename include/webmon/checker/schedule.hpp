@@ -1,11 +1,16 @@
 // Fixed-rate schedule arithmetic, free of clocks and I/O so that it is tested with plain numbers:
 // probe k of a target is due at offset + k * interval, the offset being a stable hash of the
 // target's name within its interval, so a start or a reload never fires every target at once.
+// The scheduler counts these times from the Unix epoch (UTC), so every checker of a fleet computes
+// the same due times and a target handed from one to another keeps its series of scheduled_at.
+// A fleet's shards (which instance probes which target) are plain numbers too.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace webmon::checker {
 
@@ -17,8 +22,38 @@ std::uint64_t stable_hash(std::string_view s) noexcept;
 // Where in [0, interval) the target's probes fall.
 Nanos phase_offset(std::string_view name, Nanos interval) noexcept;
 
-// The first due time at or after `now` (all times are durations since one clock's epoch).
+// The first due time at or after `now` (all times are durations since one clock's epoch; the
+// scheduler's is the Unix epoch).
 Nanos first_due_at_or_after(Nanos now, Nanos offset, Nanos interval) noexcept;
+
+// The shard of a target in a fleet of `shards` (a partition of kafka.coordination_topic).
+unsigned fleet_shard(std::string_view name, unsigned shards) noexcept;
+
+// The shards one instance probes: all of them (standalone, the default), or those Kafka assigned.
+class ShardSet {
+ public:
+  ShardSet() = default;  // standalone: every target
+  // Of `count` shards, those in `owned` (numbers >= count are ignored).
+  ShardSet(unsigned count, const std::vector<unsigned>& owned);
+  static ShardSet none(unsigned count) { return ShardSet(count, {}); }
+
+  bool standalone() const noexcept { return standalone_; }
+  unsigned count() const noexcept { return count_; }
+  bool owns_shard(unsigned shard) const noexcept { return standalone_ || (shard < count_ && owned_[shard]); }
+  bool owns(std::string_view target_name) const noexcept {
+    return standalone_ || (count_ > 0 && owned_[fleet_shard(target_name, count_)]);
+  }
+  std::vector<unsigned> owned() const;  // ascending; empty when standalone
+  std::size_t size() const noexcept;    // shards owned (0 when standalone)
+
+ private:
+  bool standalone_ = true;
+  unsigned count_ = 0;
+  std::vector<bool> owned_;
+};
+
+// "0-3,7,9-12" for {0,1,2,3,7,9,10,11,12} (ascending input); "none" for none.
+std::string shard_ranges(const std::vector<unsigned>& ascending);
 
 // One target's schedule. Not thread-safe: it belongs to the shard that runs the target.
 class TargetSchedule {

@@ -4,6 +4,9 @@
 // coroutine frames would cost ~80 MB); one coroutine per probe in flight; at most one probe of a target at a time
 // (a due probe that finds the previous one running is skipped and counted); a cap on probes in
 // flight per shard (a probe held back still reports when it was due and when it started).
+// Due times count from the Unix epoch (UTC): the steady clock is mapped to the system clock once
+// at start and again on every reload and change of ownership, and timers run on the steady clock.
+// In a fleet only the targets of the owned shards (ShardSet) are probed.
 #pragma once
 
 #include <atomic>
@@ -12,10 +15,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "webmon/checker/schedule.hpp"
 #include "webmon/common/check_result.hpp"
 #include "webmon/common/config.hpp"
 
@@ -47,10 +52,18 @@ using TargetPtr = std::shared_ptr<const TargetConfig>;
 // Moves each target into a shared_ptr, so the scheduler and the process share one copy.
 std::vector<TargetPtr> share_targets(std::vector<TargetConfig>&& targets);
 
+// FNV-1a of the targets sorted by name (name, url and interval of each): instances of one group
+// log it at start and on reload, so that a config that differs between them shows.
+std::uint64_t targets_digest(const std::vector<TargetPtr>& targets);
+
 struct SchedulerOptions {
+  SchedulerOptions(unsigned threads_ = 1, std::size_t max_in_flight_ = 10000, std::string instance_id_ = {})
+      : threads(threads_), max_in_flight(max_in_flight_), instance_id(std::move(instance_id_)) {}
   unsigned threads = 1;
   std::size_t max_in_flight = 10000;  // over all shards
   std::string instance_id;            // the `checker` field
+  std::string location;               // the `location` field
+  ShardSet shards;                    // what is probed until set_shards(): standalone, everything
 };
 
 class Scheduler {
@@ -71,6 +84,16 @@ class Scheduler {
   // DnsSetupError before anything changes. Returns at once; the shards apply it on their threads.
   void apply(const std::vector<TargetPtr>& targets, ProbeFn probe, const CheckerDns& dns = {});
 
+  // Makes `shards` the ones probed. A target of a shard gained starts at its next due time; one of
+  // a shard lost starts no probe after this returns (probes in flight end on their own deadline
+  // and still report). Blocks until every thread has applied it (at most 5 s): call it from a
+  // thread that may block (the membership's), never from an io_context.
+  void set_shards(const ShardSet& shards);
+
+  // Stops scheduling: no probe starts after this returns (bounded as set_shards); probes in
+  // flight go on.
+  void stop_scheduling();
+
   // Stops scheduling, lets probes in flight finish for up to `drain_limit` (their own deadlines
   // bound them), then stops the threads. Returns the number of probes still in flight when it gave up.
   std::size_t stop(std::chrono::milliseconds drain_limit);
@@ -81,8 +104,12 @@ class Scheduler {
 
  private:
   class Shard;
+  // Runs `fn` on every thread and waits until each has run it (at most `limit`).
+  void on_every_thread(const std::function<void(Shard&)>& fn, std::chrono::milliseconds limit);
+
   std::vector<std::unique_ptr<Shard>> shards_;
-  bool running_ = false;
+  std::atomic<bool> running_{false};  // read by set_shards() on the membership's thread
+  bool scheduling_stopped_ = false;
 };
 
 }  // namespace webmon::checker
