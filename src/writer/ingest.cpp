@@ -386,7 +386,7 @@ void Ingestor::enforce_deadline(Clock::time_point now) {
   metrics_->postgres_up.Set(0);
   spdlog::warn("postgresql: no answer in time ({}); dropping the connection and treating PostgreSQL as down",
                busy_with_ == PgJob::Kind::write ? "writing a batch" : "connecting or reading offsets");
-  outage_logged_ = true;
+  outage_log_.count();  // that warning was this outage's one
   sink_.abort();
 }
 
@@ -408,10 +408,10 @@ void Ingestor::pg_failed(const PgFailure& failure, const char* during) {
   pg_ = PgState::down;
   metrics_->postgres_errors.Increment();
   metrics_->postgres_up.Set(0);
-  if (pg_up_.exchange(false) || !outage_logged_) {
+  const bool was_up = pg_up_.exchange(false);
+  if (outage_log_.count() != 0 || was_up) {
     spdlog::warn("postgresql ({}): {} failed: {}; pausing consumption and reconnecting",
                  redact_uri(config_.postgres.uri), during, failure.describe());
-    outage_logged_ = true;
   } else {
     spdlog::debug("postgresql: {} failed: {}", during, failure.describe());
   }
@@ -430,8 +430,8 @@ void Ingestor::settle(PgDone& done) {
     // works says nothing of the batch that failed before it, so a batch that fails every time
     // waits twice as long each time instead of being retried at the first step's pace.
     if (job.kind == PgJob::Kind::write || (!job.connect && job.partitions.empty())) failed_in_a_row_ = 0;
-    if (!pg_up_.exchange(true) && outage_logged_) spdlog::info("postgresql: connected again; resuming");
-    outage_logged_ = false;
+    if (!pg_up_.exchange(true) && outage_log_.seen() != 0) spdlog::info("postgresql: connected again; resuming");
+    outage_log_.reset();
     metrics_->postgres_up.Set(1);
   }
   if (job.kind == PgJob::Kind::sync) {

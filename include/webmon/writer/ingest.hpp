@@ -21,6 +21,7 @@
 
 #include "webmon/common/config.hpp"
 #include "webmon/common/kafka.hpp"
+#include "webmon/common/log_limit.hpp"
 #include "webmon/writer/batch.hpp"
 #include "webmon/writer/metrics.hpp"
 #include "webmon/writer/pg_session.hpp"
@@ -140,7 +141,7 @@ class Ingestor {
   std::atomic<bool> fatal_{false};
   std::chrono::milliseconds backoff_{0};
   int failed_in_a_row_ = 0;     // jobs failed since the last one that succeeded
-  bool outage_logged_ = false;  // one warning per PostgreSQL outage, then debug lines
+  LogLimit outage_log_{1, 0};   // one warning per PostgreSQL outage, then debug lines
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::steady_clock::time_point next_maintenance_{};
   std::chrono::steady_clock::time_point next_sync_{};  // a partition's seek failed: not before
