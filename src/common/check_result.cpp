@@ -40,6 +40,15 @@ static_assert([] {
   return kFieldInfo[0].json == Json::version;  // judged first, so written first
 }());
 
+// A field written only when set is left out whole, its key with it: its key text must start with
+// the comma, so it is never the first of its level, and it sits at the top level.
+static_assert([] {
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    if (kFieldInfo[i].null == Null::when_set && (i == 0 || !kFieldInfo[i].parent().empty())) return false;
+  }
+  return true;
+}());
+
 // The object field each field is in, or kNone.
 constexpr std::array<int, kFieldCount> kParent = [] {
   std::array<int, kFieldCount> out{};
@@ -224,9 +233,13 @@ template <std::size_t I>
 void encode_field(std::string& out, const CheckResult& r) {
   constexpr auto& f = std::get<I>(v1::kFields);
   constexpr auto& key = kKeyText[I];
-  out.append(key.text.data(), key.size);
   [[maybe_unused]] const auto& m = f.member.of(r);
   using Value = std::remove_cvref_t<decltype(m)>;
+  if constexpr (f.null == Null::when_set) {
+    static_assert(std::is_same_v<Value, std::string>, "when_set is for strings, empty = not set");
+    if (m.empty()) return;
+  }
+  out.append(key.text.data(), key.size);
   if constexpr (f.json == Json::version) append_value(out, kSchemaVersion, false);
   else if constexpr (f.json == Json::object) out += '{';
   else if constexpr (f.json == Json::count && std::is_signed_v<Value>) append_value(out, m < 0 ? Value{0} : m, false);
@@ -558,7 +571,7 @@ void decode_field(Checks& c, CheckResult& r) {
   } else {
     [[maybe_unused]] auto& m = f.member.of(r);
     using Value = typename Unwrap<std::remove_cvref_t<decltype(m)>>::type;
-    if constexpr (f.null == Null::added) {
+    if constexpr (v1::may_be_absent(f.null)) {
       if (c.missing(i)) return;
     }
     if constexpr (f.null != Null::no) {
@@ -627,7 +640,7 @@ std::optional<ErrorClass> error_class_from_string(std::string_view s) {
 
 std::string encode_check_result(const CheckResult& r) {
   std::string out;
-  out.reserve(512 + r.target.size() + r.url.size() + r.error_detail.size());
+  out.reserve(512 + r.target.size() + r.url.size() + r.error_detail.size() + r.location.size());
   out += '{';
   v1::for_each_field([&](auto i) { encode_field<i>(out, r); });
   out += '}';

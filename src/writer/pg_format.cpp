@@ -72,7 +72,8 @@ void unless_null(const V& v, Put&& put) {
 
 // Field I of the message into its column(s).
 template <std::size_t I>
-void format_field(FieldWriter& w, const CheckResult& r, int target_id, int checker_id) {
+void format_field(FieldWriter& w, const CheckResult& r, int target_id, int checker_id,
+                  std::optional<int> location_id) {
   constexpr auto& f = std::get<I>(v1::kFields);
   constexpr std::size_t col = v1::kFirstColumn[I];
   [[maybe_unused]] const auto& m = f.member.of(r);
@@ -99,6 +100,8 @@ void format_field(FieldWriter& w, const CheckResult& r, int target_id, int check
     w.integer(col, target_id);
   } else if constexpr (f.sql == Sql::checker_id) {
     w.integer(col, checker_id);
+  } else if constexpr (f.sql == Sql::location_id) {
+    if (location_id) w.integer(col, *location_id);
   } else {
     static_assert(f.sql == Sql::none || f.sql == Sql::target_url, "a storage the COPY row does not write");
   }
@@ -128,9 +131,10 @@ std::optional<int> error_class_id(ErrorClass e) {
   return std::nullopt;
 }
 
-const CopyRow::Fields& CopyRow::format(const CheckResult& r, int target_id, int checker_id) {
+const CopyRow::Fields& CopyRow::format(const CheckResult& r, int target_id, int checker_id,
+                                       std::optional<int> location_id) {
   FieldWriter w(buffer_);
-  v1::for_each_field([&](auto i) { format_field<i>(w, r, target_id, checker_id); });
+  v1::for_each_field([&](auto i) { format_field<i>(w, r, target_id, checker_id, location_id); });
   w.finish(fields_);
   return fields_;
 }

@@ -83,6 +83,7 @@ void PgSink::connect() {
     // Ids learnt before may belong to transactions a crash undid: learn them again.
     targets_.clear();
     checkers_.clear();
+    locations_.clear();
     known_days_.clear();
     {
       pqxx::read_transaction tx(*conn);
@@ -127,11 +128,13 @@ std::map<std::int32_t, std::optional<std::int64_t>> PgSink::read_offsets(const s
 
 void PgSink::resolve_ids(pqxx::transaction_base& tx, const Batch& batch,
                          std::unordered_map<std::string, TargetEntry>& new_targets,
-                         std::unordered_map<std::string, int>& new_checkers) {
+                         std::unordered_map<std::string, int>& new_checkers,
+                         std::unordered_map<std::string, int>& new_locations) {
   const auto now = std::chrono::steady_clock::now();
   // The latest row of each target in the batch decides its url and last_seen.
   std::map<std::string_view, const CheckResult*> upsert;
   std::set<std::string_view> checkers;
+  std::set<std::string_view> locations;
   for (const auto& r : batch.rows) {
     auto it = targets_.find(r.target);
     if (it == targets_.end() || it->second.url != r.url || now - it->second.touched > kTouchEvery) {
@@ -139,6 +142,7 @@ void PgSink::resolve_ids(pqxx::transaction_base& tx, const Batch& batch,
       if (!slot || slot->scheduled_at <= r.scheduled_at) slot = &r;
     }
     if (!checkers_.count(r.checker)) checkers.insert(r.checker);
+    if (!r.location.empty() && !locations_.count(r.location)) locations.insert(r.location);
   }
   if (!upsert.empty()) {
     // Sorted by name (std::map), so that two writers lock the same targets in the same order.
@@ -169,6 +173,22 @@ void PgSink::resolve_ids(pqxx::transaction_base& tx, const Batch& batch,
         pg_text_array(names));
     for (const auto& row : result) new_checkers[row[1].as<std::string>()] = row[0].as<int>();
   }
+  if (!locations.empty()) {
+    // Unlike checkers' upsert, a name that is there already is only read: an INSERT ... ON
+    // CONFLICT takes a value of the id's sequence even when the row exists, and the smallint
+    // sequence would run out after 32,767 writer connections x locations. Only a race with
+    // another writer inserting the same new name still takes one (DO UPDATE returns its row).
+    std::vector<std::string_view> names(locations.begin(), locations.end());
+    const auto result = tx.exec_params(
+        "WITH wanted(name) AS (SELECT unnest($1::text[])), "
+        "found AS (SELECT l.id, l.name FROM locations l JOIN wanted w ON w.name = l.name), "
+        "added AS (INSERT INTO locations AS l (name) SELECT w.name FROM wanted w "
+        "          WHERE NOT EXISTS (SELECT 1 FROM found f WHERE f.name = w.name) ORDER BY w.name "
+        "          ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING l.id, l.name) "
+        "SELECT id, name FROM found UNION ALL SELECT id, name FROM added",
+        pg_text_array(names));
+    for (const auto& row : result) new_locations[row[1].as<std::string>()] = row[0].as<int>();
+  }
 }
 
 PgSink::Result PgSink::write(const Batch& batch) {
@@ -196,7 +216,8 @@ PgSink::Result PgSink::write(const Batch& batch) {
 
   std::unordered_map<std::string, TargetEntry> new_targets;
   std::unordered_map<std::string, int> new_checkers;
-  resolve_ids(tx, batch, new_targets, new_checkers);
+  std::unordered_map<std::string, int> new_locations;
+  resolve_ids(tx, batch, new_targets, new_checkers, new_locations);
 
   if (!batch.rows.empty()) {
     pqxx::stream_to copy(tx, "checks", std::vector<std::string>(kCheckColumns.begin(), kCheckColumns.end()));
@@ -206,7 +227,12 @@ PgSink::Result PgSink::write(const Batch& batch) {
       const int target_id = t != new_targets.end() ? t->second.id : targets_.at(r.target).id;
       auto c = new_checkers.find(r.checker);
       const int checker_id = c != new_checkers.end() ? c->second : checkers_.at(r.checker);
-      copy << row.format(r, target_id, checker_id);
+      std::optional<int> location_id;
+      if (!r.location.empty()) {
+        auto l = new_locations.find(r.location);
+        location_id = l != new_locations.end() ? l->second : locations_.at(r.location);
+      }
+      copy << row.format(r, target_id, checker_id, location_id);
     }
     copy.complete();
   }
@@ -223,6 +249,7 @@ PgSink::Result PgSink::write(const Batch& batch) {
   tx.commit();
   for (auto& [name, entry] : new_targets) targets_[name] = std::move(entry);
   for (auto& [name, id] : new_checkers) checkers_[name] = id;
+  for (auto& [name, id] : new_locations) locations_[name] = id;
   return Result::committed;
 }
 

@@ -96,9 +96,18 @@ inline CheckResult sample_too_many_redirects() {
   return r;
 }
 
+// From a checker with checker.location set (the other samples have none, as by default).
+inline CheckResult sample_located() {
+  CheckResult r = sample_https();
+  r.target = "shop";
+  r.checker = "fra-2";
+  r.location = "eu-west";
+  return r;
+}
+
 inline std::vector<CheckResult> sample_results() {
   return {sample_success(), sample_dns_error(), sample_redirect(), sample_https(), sample_timeout(),
-          sample_too_many_redirects()};
+          sample_too_many_redirects(), sample_located()};
 }
 
 }  // namespace webmon::test

@@ -116,6 +116,43 @@ TEST(CheckResultCodec, DnsCachedIsAnAddedFieldThatOlderMessagesLack) {
   EXPECT_TRUE(json::parse(encode_check_result(literal)).as_object().at("dns_cached").is_null());
 }
 
+TEST(CheckResultCodec, LocationIsWrittenOnlyWhenSet) {
+  // With a location: the last field, and it reads back.
+  const auto located = test::sample_located();
+  const auto text = encode_check_result(located);
+  EXPECT_NE(text.find(",\"location\":\"eu-west\"}"), std::string::npos) << text;
+  EXPECT_EQ(decode_ok(text).location, "eu-west");
+  EXPECT_EQ(decode_ok(text), located);
+  // Without one (the default), the message is what it was before the field existed: no key at all.
+  auto plain = located;
+  plain.location.clear();
+  const auto plain_text = encode_check_result(plain);
+  EXPECT_EQ(plain_text.find("location"), std::string::npos) << plain_text;
+  EXPECT_EQ(json::parse(plain_text).as_object().size(), 18u);
+  EXPECT_EQ(plain_text.substr(plain_text.size() - 18), "\"dns_cached\":true}");
+  EXPECT_EQ(decode_ok(plain_text), plain);
+  // A location with characters JSON must escape survives the round trip.
+  auto odd = located;
+  odd.location = "r\xc3\xa9gion \"1\"\\";
+  EXPECT_EQ(decode_ok(encode_check_result(odd)).location, odd.location);
+}
+
+TEST(CheckResultCodec, LocationAbsentNullOrEmptyIsNoLocation) {
+  // Messages of checkers older than the field have no key "location": they still decode.
+  const auto old = with_field("location", "");
+  EXPECT_EQ(old.find("location"), std::string::npos);
+  const CheckResult r = decode_ok(old);
+  EXPECT_EQ(r.location, "");
+  EXPECT_EQ(r, test::sample_success());
+  EXPECT_EQ(decode_ok(with_field("location", "null")).location, "");
+  EXPECT_EQ(decode_ok(with_field("location", "\"\"")).location, "");
+  EXPECT_EQ(decode_ok(with_field("location", "\"ap-south\"")).location, "ap-south");
+  // Present, it is a string or null, and nothing else.
+  EXPECT_EQ(decode_error(with_field("location", "3")), "field location: expected string or null");
+  EXPECT_EQ(decode_error(with_field("location", "[\"eu\"]")), "field location: expected string or null");
+  EXPECT_EQ(decode_error(with_field("location", "{}")), "field location: expected string or null");
+}
+
 TEST(CheckResultCodec, StringsAreEscapedAndMadeValidUtf8) {
   CheckResult r = test::sample_success();
   r.error = ErrorClass::protocol;

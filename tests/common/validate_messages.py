@@ -41,10 +41,18 @@ def main() -> int:
             "unknown error class": {**sample, "error": "bogus"},
             "schema_version 2": {**sample, "schema_version": 2},
             "timings.total null": {**sample, "timings": {**sample["timings"], "total": None}},
+            "location as number": {**sample, "location": 3},
         }
         for what, message in broken.items():
             if validator.is_valid(message):
                 print(f"schema accepts a message with {what}")
+                failures += 1
+        # location is written only when set: a message may have it or not.
+        with_location = {**sample, "location": "eu-west"}
+        without_location = {k: v for k, v in sample.items() if k != "location"}
+        for what, message in {"a location": with_location, "no location": without_location}.items():
+            if not validator.is_valid(message):
+                print(f"schema refuses a message with {what}")
                 failures += 1
         if not validator.is_valid({**sample, "a_field_added_later": 1}):
             print("schema refuses an unknown field; v1 must be able to grow")

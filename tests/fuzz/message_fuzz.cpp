@@ -48,6 +48,7 @@ void encode_any_text(std::string_view text) {
   r.error_detail = std::string(text);
   r.peer = std::string(text);
   r.checker = std::string(text);
+  r.location = std::string(text);  // written only when not empty
   r.timings.total = 0.5;
   const std::string json = encode_check_result(r);
   const CheckResult back = decode_or_die(json, "a result whose strings are the input");

@@ -141,6 +141,17 @@ TEST(Classify, AMessageWithoutDnsCachedIsARowWithoutIt) {
   EXPECT_EQ(std::get<CheckResult>(out), r);
 }
 
+TEST(Classify, LocationIsARowWithOrWithoutIt) {
+  auto r = sample();
+  r.location = "eu-west";
+  auto out = classify(message(encode_check_result(r)), 1 << 20);
+  ASSERT_TRUE(std::holds_alternative<CheckResult>(out)) << std::get<std::string>(out);
+  EXPECT_EQ(std::get<CheckResult>(out).location, "eu-west");
+  // A NUL cannot be stored in the locations table: a dead letter, not a COPY that fails the batch.
+  r.location = std::string("eu\0west", 7);
+  EXPECT_EQ(reason_for(encode_check_result(r)), "a text field holds a NUL character, which PostgreSQL cannot store");
+}
+
 TEST(Classify, OutOfRangeReasonsNameTheField) {
   auto with = [](auto change) {
     auto r = sample();

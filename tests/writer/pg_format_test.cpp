@@ -81,6 +81,27 @@ TEST(PgFormat, DnsCachedIsItsColumnAndNullWhenTheMessageHadNone) {
   EXPECT_EQ(names.size(), kCheckColumns.size());
 }
 
+TEST(PgFormat, LocationIsItsIdAndNullWithoutOne) {
+  CheckResult r;
+  CopyRow row;
+  auto col = [&](std::string_view name) {
+    const auto* it = std::find_if(kCheckColumns.begin(), kCheckColumns.end(),
+                                  [&](const char* c) { return c == name; });
+    EXPECT_NE(it, kCheckColumns.end()) << name;
+    return row[static_cast<std::size_t>(it - kCheckColumns.begin())];
+  };
+  row.format(r, 1, 1);
+  EXPECT_EQ(col("location_id"), std::nullopt);
+  r.location = "eu-west";
+  row.format(r, 1, 1, 12);
+  EXPECT_EQ(col("location_id"), "12");
+  EXPECT_EQ(col("checker_id"), "1");
+  // The buffer is reused: the next row without a location is NULL again.
+  r.location.clear();
+  row.format(r, 1, 1);
+  EXPECT_EQ(col("location_id"), std::nullopt);
+}
+
 TEST(PgFormat, ErrorClassIdsMatchTheErrorClassesTable) {
   EXPECT_EQ(error_class_id(ErrorClass::none), std::nullopt);
   EXPECT_EQ(error_class_id(ErrorClass::dns), 1);

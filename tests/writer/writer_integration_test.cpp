@@ -497,7 +497,94 @@ TEST(WriterWithKafkaAndPostgres, DnsCachedIsStoredAndNullWhereTheMessageOrTheRow
   const std::map<std::string, std::string> expected = {
       {"before", "NULL"}, {"cached", "t"}, {"looked-up", "f"}, {"ip-literal", "NULL"}, {"old-checker", "NULL"}};
   EXPECT_EQ(stored, expected);
-  // The view's released columns stay first, as they were; dns_cached comes after them.
+  // The view's released columns stay first, as they were; dns_cached comes after them (and the
+  // columns added later after it: location, by 003).
+  std::vector<std::string> columns;
+  for (const auto& row : nt.exec("SELECT column_name FROM information_schema.columns "
+                                 "WHERE table_name = 'check_results' ORDER BY ordinal_position")) {
+    columns.push_back(row[0].as<std::string>());
+  }
+  ASSERT_GE(columns.size(), 11u);
+  columns.resize(11);
+  EXPECT_EQ(columns, (std::vector<std::string>{"target", "url", "scheduled_at", "started_at", "http_response_time",
+                                               "http_status", "regexp_match", "ok", "error", "error_detail",
+                                               "dns_cached"}));
+}
+
+// location, added to v1 after its first release and to the schema by 003: each name stored once
+// in `locations`, its id in the row, the name in check_results; NULL for a message without one
+// (no key, null or "") and for a row that was in the table before the migration.
+TEST(WriterWithKafkaAndPostgres, LocationsAreStoredAndCheckResultsShowsThem) {
+  TestDatabase db;
+  TempDir dir;
+  for (const auto& m : embedded_migrations()) {
+    if (m.version <= 2) dir.write("sql_002/" + m.name, m.sql);
+  }
+  {
+    pqxx::connection conn(db.uri());
+    apply_migrations(conn, load_migrations(dir.path() / "sql_002"));
+    pqxx::work tx(conn);
+    tx.exec("INSERT INTO targets (name, url, first_seen, last_seen) VALUES ('before', 'http://b/', now(), now())");
+    tx.exec("INSERT INTO checkers (name) VALUES ('old-writer')");
+    tx.exec(
+        "INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, body_bytes, redirects, ok) "
+        "SELECT now(), now(), t.id, c.id, 0.1, 0, 0, true FROM targets t, checkers c");
+    tx.commit();
+  }
+  const TestTopic topic("wt_topic");
+  Producer producer;
+  producer.create_topic(topic.name(), 2);
+  // Every target from two locations, three probes each, plus messages without a location.
+  struct Sent {
+    std::string target;
+    std::string location;
+    std::string json_location;  // how a message without one says so: "" = no key
+  };
+  std::vector<Sent> sent;
+  for (const char* target : {"shop", "api"}) {
+    for (const char* location : {"eu-west", "us-east"}) {
+      for (int k = 0; k < 3; ++k) sent.push_back({target, location, ""});
+    }
+  }
+  sent.push_back({"plain", "", ""});
+  sent.push_back({"null-location", "", ",\"location\":null"});
+  sent.push_back({"empty-location", "", ",\"location\":\"\""});
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    CheckResult r = make_check(static_cast<std::int64_t>(i), 1);
+    r.target = sent[i].target;
+    r.location = sent[i].location;
+    std::string value = encode_check_result(r);
+    if (!sent[i].json_location.empty()) value.insert(value.size() - 1, sent[i].json_location);
+    producer.produce(topic.name(), r.target, value);
+  }
+  producer.flush();
+  {
+    WriterOptions options;
+    options.batch_max_rows = 4;  // several batches: the ids learnt in one are used by the next
+    Writer writer(dir.path(), "writer", topic.name(), unique_name("wt_group"), db.uri(), options);
+    ASSERT_TRUE(eventually([&] { return counts(db).rows == static_cast<int>(sent.size()) + 1; }, 120s))
+        << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  EXPECT_EQ(counts(db).dead_letters, 0);
+
+  pqxx::connection conn(db.uri());
+  pqxx::nontransaction nt(conn);
+  std::map<std::pair<std::string, std::string>, int> stored;
+  for (const auto& row : nt.exec("SELECT target, location FROM check_results")) {
+    ++stored[{row[0].as<std::string>(), opt_text(row[1])}];
+  }
+  const std::map<std::pair<std::string, std::string>, int> expected = {
+      {{"api", "eu-west"}, 3},   {{"api", "us-east"}, 3},        {{"shop", "eu-west"}, 3},
+      {{"shop", "us-east"}, 3},  {{"plain", "NULL"}, 1},         {{"null-location", "NULL"}, 1},
+      {{"empty-location", "NULL"}, 1}, {{"before", "NULL"}, 1}};
+  EXPECT_EQ(stored, expected);
+  // Each name once, as a row of locations; the rows hold its id.
+  EXPECT_EQ(nt.exec("SELECT string_agg(name, ',' ORDER BY name) FROM locations")[0][0].as<std::string>(),
+            "eu-west,us-east");
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM checks c JOIN locations l ON l.id = c.location_id")[0][0].as<int>(), 12);
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM checks WHERE location_id IS NULL")[0][0].as<int>(), 4);
+  // The view's earlier columns stay as they were; location is appended last.
   std::vector<std::string> columns;
   for (const auto& row : nt.exec("SELECT column_name FROM information_schema.columns "
                                  "WHERE table_name = 'check_results' ORDER BY ordinal_position")) {
@@ -505,7 +592,34 @@ TEST(WriterWithKafkaAndPostgres, DnsCachedIsStoredAndNullWhereTheMessageOrTheRow
   }
   EXPECT_EQ(columns, (std::vector<std::string>{"target", "url", "scheduled_at", "started_at", "http_response_time",
                                                "http_status", "regexp_match", "ok", "error", "error_detail",
-                                               "dns_cached"}));
+                                               "dns_cached", "location"}));
+
+  // A writer that starts afresh (nothing cached) with the same locations reads their ids: no new
+  // row, and no value of the smallint id's sequence spent on names that exist.
+  const auto last_id = [&] {
+    return nt.exec("SELECT last_value FROM pg_sequences WHERE sequencename = "
+                   "split_part(pg_get_serial_sequence('locations', 'id'), '.', 2)")[0][0].as<int>();
+  };
+  EXPECT_EQ(last_id(), 2);
+  for (int k = 0; k < 4; ++k) {
+    CheckResult r = make_check(100 + k, 1);
+    r.target = "shop";
+    r.location = k % 2 ? "eu-west" : "us-east";
+    producer.produce(topic.name(), r.target, encode_check_result(r));
+  }
+  producer.flush();
+  {
+    Writer writer(dir.path(), "writer2", topic.name(), unique_name("wt_group2"), db.uri());
+    // A new group reads the topic from the start: every message again, as duplicates.
+    ASSERT_TRUE(eventually([&] { return counts(db).rows == 2 * static_cast<int>(sent.size()) + 1 + 4; }, 120s))
+        << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM locations")[0][0].as<int>(), 2);
+  EXPECT_EQ(last_id(), 2);
+  EXPECT_EQ(nt.exec("SELECT count(*) FROM check_results WHERE target = 'shop' AND location = 'us-east'")[0][0]
+                .as<int>(),
+            3 + 3 + 2);
 }
 
 }  // namespace

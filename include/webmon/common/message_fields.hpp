@@ -34,7 +34,15 @@ enum class Null : unsigned char {
   no,     // always present, never null
   yes,    // always present, null when it does not apply (an empty string member encodes as null)
   added,  // added to v1 after its first release: null, or absent in older messages (read as null)
+  // Added to v1 after its first release, and written only when it has a value (a string member:
+  // non-empty), so that a message without one is the same bytes as before the field existed.
+  // Absent, null and "" all read as none. Only at the top level, never first.
+  when_set,
 };
+
+// Whether older (or value-less) messages may lack the field, so that the JSON Schema cannot
+// require it.
+constexpr bool may_be_absent(Null n) { return n == Null::added || n == Null::when_set; }
 
 // How the value is stored: the type of its column in `checks`, which says what PostgreSQL accepts.
 enum class Sql : unsigned char {
@@ -49,6 +57,7 @@ enum class Sql : unsigned char {
   target_id,    // integer id of targets.name (text)
   target_url,   // targets.url (text), the latest one seen; no column in checks
   checker_id,   // integer id of checkers.name (text)
+  location_id,  // smallint id of locations.name (text), NULL for none (an empty string)
   error_id,     // smallint id in error_classes, NULL for none
 };
 
@@ -126,6 +135,7 @@ inline constexpr auto kFields = std::tuple{
     field("peer",               Json::string,      Null::yes,  Sql::inet,        {"peer", "peer_port"},       false, at<&R::peer>),
     field("checker",            Json::string,      Null::no,   Sql::checker_id,  {"checker_id"},              false, at<&R::checker>),
     field("dns_cached",         Json::boolean,     Null::added, Sql::boolean,    {"dns_cached"},              true,  at<&R::dns_cached>),
+    field("location",           Json::string,      Null::when_set, Sql::location_id, {"location_id"},         true,  at<&R::location>),
 };
 }  // namespace detail
 using detail::kFields;

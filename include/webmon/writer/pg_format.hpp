@@ -31,7 +31,9 @@ class CopyRow {
  public:
   using Fields = std::array<const char*, kCheckColumns.size()>;
 
-  const Fields& format(const CheckResult& r, int target_id, int checker_id);
+  // `location_id`: the id of r.location in the table locations; none for no location.
+  const Fields& format(const CheckResult& r, int target_id, int checker_id,
+                       std::optional<int> location_id = std::nullopt);
   const Fields& fields() const { return fields_; }
   // Field i as text; nullopt for NULL.
   std::optional<std::string_view> operator[](std::size_t i) const;

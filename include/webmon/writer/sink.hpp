@@ -1,5 +1,6 @@
-// The PostgreSQL side of the writer: one transaction per batch (targets upserted, checks by COPY,
-// dead letters, and the fenced offset update), the stored offsets, and the daily partitions.
+// The PostgreSQL side of the writer: one transaction per batch (targets, checkers and locations
+// upserted, checks by COPY, dead letters, and the fenced offset update), the stored offsets, and
+// the daily partitions.
 // Blocking calls on the writer's PostgreSQL thread (PgWorker); connection problems surface as pqxx exceptions.
 #pragma once
 
@@ -60,7 +61,8 @@ class PgSink {
   };
   void resolve_ids(pqxx::transaction_base& tx, const Batch& batch,
                    std::unordered_map<std::string, TargetEntry>& new_targets,
-                   std::unordered_map<std::string, int>& new_checkers);
+                   std::unordered_map<std::string, int>& new_checkers,
+                   std::unordered_map<std::string, int>& new_locations);
 
   std::string conninfo_;
   std::string group_id_;
@@ -70,6 +72,7 @@ class PgSink {
   // Ids learnt in committed transactions only: a rolled-back upsert's id does not exist.
   std::unordered_map<std::string, TargetEntry> targets_;
   std::unordered_map<std::string, int> checkers_;
+  std::unordered_map<std::string, int> locations_;
   std::set<std::chrono::sys_days> known_days_;
 };
 
