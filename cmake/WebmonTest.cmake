@@ -10,15 +10,16 @@ function(webmon_add_test name)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
+  webmon_test_skipped(_webmon_skip "${T_LABELS}")
   add_executable(${name} ${T_SOURCES})
   webmon_target_defaults(${name})
   target_link_libraries(${name} PRIVATE ${T_LIBS} webmon_testsupport GTest::gtest GTest::gmock GTest::gtest_main)
   webmon_test_name(test_name ${name})
-  foreach(label IN LISTS T_LABELS)
-    if(label IN_LIST WEBMON_TEST_SKIP_LABELS)
-      return()  # built (so it keeps compiling), not registered with ctest
-    endif()
-  endforeach()
+  if(_webmon_skip)
+    # Another tree of the same run builds and runs it (scripts/test); `ninja <name>` still builds it.
+    set_target_properties(${name} PROPERTIES EXCLUDE_FROM_ALL TRUE)
+    return()
+  endif()
   if(WEBMON_SANITIZE)
     # Sanitized code runs a few times slower; the tests' own waits are bounds, not expectations.
     math(EXPR T_TIMEOUT "${T_TIMEOUT} * 3")
@@ -27,12 +28,22 @@ function(webmon_add_test name)
     list(APPEND T_ENV "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp"
                       "UBSAN_OPTIONS=print_stacktrace=1")
   endif()
-  add_test(NAME ${test_name} COMMAND ${name} --gtest_color=no)
+  if("fault" IN_LIST T_LABELS)
+    # The fault tests stop, freeze and restart the servers: they run on a stack of their own
+    # (fixture webmon_fault_stack, tests/CMakeLists.txt), one at a time, beside the tests that
+    # share the default stack.
+    add_test(NAME ${test_name} COMMAND ${WEBMON_FAULT_STACK} run ${WEBMON_FAULT_STACK_DIR}
+             $<TARGET_FILE:${name}> --gtest_color=no)
+    set_tests_properties(${test_name} PROPERTIES FIXTURES_REQUIRED ${WEBMON_FAULT_STACK_FIXTURE}
+                         RESOURCE_LOCK ${WEBMON_FAULT_STACK_FIXTURE})
+  else()
+    add_test(NAME ${test_name} COMMAND ${name} --gtest_color=no)
+  endif()
   set_tests_properties(${test_name} PROPERTIES
     LABELS "${T_LABELS}"
     TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "WEBMON_SOURCE_DIR=${PROJECT_SOURCE_DIR};WEBMON_BINARY_DIR=${PROJECT_BINARY_DIR};${T_ENV}")
-  if("integration" IN_LIST T_LABELS OR "fault" IN_LIST T_LABELS)
+  if("integration" IN_LIST T_LABELS)
     # Tests that share the one local stack do not run side by side with each other (also across
     # the build trees of one ctest run: see WEBMON_CTEST_ALSO).
     set_tests_properties(${test_name} PROPERTIES RESOURCE_LOCK webmon_stack)
@@ -46,6 +57,10 @@ function(webmon_add_command_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "LABELS;COMMAND" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
+  endif()
+  webmon_test_skipped(_webmon_skip "${T_LABELS}")
+  if(_webmon_skip)
+    return()
   endif()
   webmon_test_name(test_name ${name})
   set(env "WEBMON_SOURCE_DIR=${PROJECT_SOURCE_DIR}" "WEBMON_BINARY_DIR=${PROJECT_BINARY_DIR}")
@@ -68,9 +83,47 @@ function(webmon_test_name out name)
   endif()
 endfunction()
 
-# WEBMON_TEST_SKIP_LABELS: tests with one of these labels are built but not registered. scripts/test
-# gives its sanitized tree `fault`, to keep the whole run within CI's time.
-set(WEBMON_TEST_SKIP_LABELS "" CACHE STRING "Labels whose tests are built but not registered with ctest")
+# webmon_test_skipped(<out> <labels>): TRUE when one of the labels is in WEBMON_TEST_SKIP_LABELS.
+function(webmon_test_skipped out labels)
+  set(skip FALSE)
+  foreach(label IN LISTS labels)
+    if(label IN_LIST WEBMON_TEST_SKIP_LABELS)
+      set(skip TRUE)
+    endif()
+  endforeach()
+  set(${out} ${skip} PARENT_SCOPE)
+endfunction()
+
+# WEBMON_TEST_SKIP_LABELS: tests with one of these labels are neither registered with ctest nor
+# built by default (`ninja <test>` builds one). scripts/test runs each test in one tree only, to keep
+# the whole run within CI's time: the sanitized tree skips `fault`, the release tree `unit` and
+# `integration` (so every test runs once: unit and integration under ASan+UBSan, fault and package
+# on the release build that ships).
+set(WEBMON_TEST_SKIP_LABELS "" CACHE STRING "Labels whose tests are neither built by default nor registered")
+
+# The fault tests' own stack (tests/support/private_stack): its directory, and the ctest fixture
+# that starts it before the first fault test and stops it after the last.
+set(WEBMON_FAULT_STACK ${PROJECT_SOURCE_DIR}/tests/support/private_stack)
+set(WEBMON_FAULT_STACK_DIR ${PROJECT_BINARY_DIR}/fault-stack)
+if(WEBMON_SANITIZE)
+  set(WEBMON_FAULT_STACK_FIXTURE webmon_fault_stack_sanitize)
+else()
+  set(WEBMON_FAULT_STACK_FIXTURE webmon_fault_stack)
+endif()
+function(webmon_add_fault_stack)
+  webmon_test_skipped(skip fault)
+  if(skip)
+    return()
+  endif()
+  webmon_test_name(up fault_stack_up)
+  webmon_test_name(down fault_stack_down)
+  add_test(NAME ${up} COMMAND ${WEBMON_FAULT_STACK} up ${WEBMON_FAULT_STACK_DIR})
+  set_tests_properties(${up} PROPERTIES LABELS fault TIMEOUT 300 FIXTURES_SETUP ${WEBMON_FAULT_STACK_FIXTURE}
+                       RESOURCE_LOCK ${WEBMON_FAULT_STACK_FIXTURE})
+  add_test(NAME ${down} COMMAND ${WEBMON_FAULT_STACK} down ${WEBMON_FAULT_STACK_DIR})
+  set_tests_properties(${down} PROPERTIES LABELS fault TIMEOUT 120 FIXTURES_CLEANUP ${WEBMON_FAULT_STACK_FIXTURE}
+                       RESOURCE_LOCK ${WEBMON_FAULT_STACK_FIXTURE})
+endfunction()
 
 # WEBMON_CTEST_ALSO: other build trees (absolute paths) whose tests this tree's ctest runs too, in
 # the same run. scripts/test points it at build-sanitize/, so that one `ctest -j 2` overlaps the
