@@ -43,9 +43,12 @@ constexpr std::string_view kUsage =
     "stats options:\n"
     "  --since DURATION   window back from now: 90s, 15m, 1h, 1h30m, 7d, 2w, or all (default 1h)\n"
     "  --target NAME      one target only\n"
+    "  --location NAME    the checks of one checker.location only ('' for those without one);\n"
+    "                     rows are per target and location, and a LOCATION column (\"location\"\n"
+    "                     in JSON) is added last when any row has a location\n"
     "  --format FORMAT    table (default) or json:\n"
     "                     {\"stats\": [{\"target\", \"checks\", \"ok_ratio\", \"p50_s\", \"p95_s\", \"p99_s\",\n"
-    "                     \"last_status\", \"last_error\"}]}\n"
+    "                     \"last_status\", \"last_error\"[, \"location\"]}]}\n"
     "                     last_status is the most recent check's HTTP status, last_error the most recent\n"
     "                     error in the window (\"class: detail\"); null when there is none.\n"
     "\n"
@@ -57,6 +60,7 @@ struct Args {
   std::optional<std::string> log_level;
   std::optional<std::string> since;
   std::optional<std::string> target;
+  std::optional<std::string> location;
   std::string format = "table";
   bool help = false;
   bool version = false;
@@ -69,6 +73,7 @@ std::optional<std::string> parse_args(int argc, const char* const* argv, Args& a
                                      {"--log-level", "LEVEL"},
                                      {"--since", "DURATION"},
                                      {"--target", "NAME"},
+                                     {"--location", "NAME"},
                                      {"--format", "FORMAT"}},
                                     true};
   auto parsed = parse_command_line(argc, argv, spec);
@@ -81,12 +86,15 @@ std::optional<std::string> parse_args(int argc, const char* const* argv, Args& a
   args.log_level = line.option("--log-level");
   args.since = line.option("--since");
   args.target = line.option("--target");
+  args.location = line.option("--location");
   const auto format = line.option("--format");
   if (args.help || args.version) return std::nullopt;
   if (args.command.empty()) return std::string("a command is needed: migrate, stats or config-schema");
   if (args.command != "migrate" && args.command != "stats" && args.command != "config-schema") {
     return "unknown command '" + args.command + "'";
   }
+  if (args.command == "migrate" && args.location) return std::string("migrate takes no --location");
+  if (args.command == "config-schema" && args.location) return std::string("config-schema takes no --location");
   if (args.command == "migrate" && (args.since || args.target || format)) {
     return std::string("migrate takes no --since, --target or --format");
   }
@@ -118,6 +126,7 @@ int stats(const Config& cfg, const Args& args, std::ostream& out) {
   StatsQuery q;
   if (args.since) q.since = *parse_duration(*args.since);  // validated by the caller
   q.target = args.target;
+  q.location = args.location;
   pqxx::connection conn(writer::pg_session(cfg.postgres).conninfo);  // with the deadlines
   const auto rows = query_stats(conn, q);
   out << (args.format == "json" ? format_json(rows) : format_table(rows));
@@ -176,6 +185,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     err << "webmon: cannot connect to PostgreSQL (" << redact_uri(cfg.postgres.uri) << "): " << e.what() << "\n";
   } catch (const pqxx::undefined_table& e) {
     err << "webmon: the schema is missing (run `webmon migrate` first): " << e.what() << "\n";
+  } catch (const pqxx::undefined_column& e) {
+    err << "webmon: the schema is older than this webmon (run `webmon migrate`): " << e.what() << "\n";
   } catch (const std::exception& e) {
     err << "webmon: " << args.command << " failed: " << e.what() << "\n";
   }

@@ -44,6 +44,8 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
 std::vector<TargetStats> query_stats(pqxx::connection_base& conn, const StatsQuery& query) {
   // The window goes first so that partition pruning and the BRIN index on scheduled_at apply.
   // last_error: the most recent check in the window that had one, not necessarily the last check.
+  // One row per target and location; location is selected last so that the columns before it
+  // keep their places.
   static constexpr const char* kSql = R"SQL(
 SELECT target,
        count(*) AS checks,
@@ -53,16 +55,19 @@ SELECT target,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time) AS p99_s,
        (array_agg(http_status ORDER BY scheduled_at DESC, started_at DESC))[1] AS last_status,
        (array_agg(error || coalesce(': ' || nullif(error_detail, ''), '')
-                  ORDER BY scheduled_at DESC, started_at DESC) FILTER (WHERE error IS NOT NULL))[1] AS last_error
+                  ORDER BY scheduled_at DESC, started_at DESC) FILTER (WHERE error IS NOT NULL))[1] AS last_error,
+       location
 FROM check_results
 WHERE ($1::double precision = 0 OR scheduled_at >= now() - make_interval(secs => $1::double precision))
   AND ($2::text = '' OR target = $2::text)
-GROUP BY target
-ORDER BY target
+  AND (NOT $3::boolean OR coalesce(location, '') = $4::text)
+GROUP BY target, location
+ORDER BY target, location NULLS FIRST
 )SQL";
   pqxx::read_transaction tx(conn);
   const pqxx::result rows =
-      tx.exec_params(kSql, static_cast<double>(query.since.count()), query.target.value_or(std::string()));
+      tx.exec_params(kSql, static_cast<double>(query.since.count()), query.target.value_or(std::string()),
+                     query.location.has_value(), query.location.value_or(std::string()));
   std::vector<TargetStats> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
@@ -75,6 +80,7 @@ ORDER BY target
     if (!row[5].is_null()) s.p99_s = row[5].as<double>();
     if (!row[6].is_null()) s.last_status = row[6].as<int>();
     if (!row[7].is_null()) s.last_error = row[7].as<std::string>();
+    if (!row[8].is_null()) s.location = row[8].as<std::string>();
     out.push_back(std::move(s));
   }
   return out;
@@ -102,13 +108,23 @@ std::string json_string(const std::optional<std::string>& v) {
   return boost::json::serialize(boost::json::string(*v));
 }
 
+// Whether the location column is shown: only when some row has one.
+bool any_location(const std::vector<TargetStats>& stats) {
+  return std::any_of(stats.begin(), stats.end(), [](const TargetStats& s) { return s.location.has_value(); });
+}
+
 }  // namespace
 
 std::string format_table(const std::vector<TargetStats>& stats) {
   if (stats.empty()) return "no checks in the selected window\n";
-  const std::vector<std::string> header = {"TARGET", "CHECKS", "OK", "P50", "P95", "P99", "LAST STATUS", "LAST ERROR"};
+  std::vector<std::string> header = {"TARGET", "CHECKS", "OK", "P50", "P95", "P99", "LAST STATUS", "LAST ERROR"};
   // Numeric columns are right-aligned, text columns left-aligned; the last column is not padded.
-  const std::vector<bool> right = {false, true, true, true, true, true, true, false};
+  std::vector<bool> right = {false, true, true, true, true, true, true, false};
+  const bool locations = any_location(stats);
+  if (locations) {
+    header.emplace_back("LOCATION");
+    right.push_back(false);
+  }
   std::vector<std::vector<std::string>> rows;
   rows.push_back(header);
   for (const auto& s : stats) {
@@ -116,6 +132,7 @@ std::string format_table(const std::vector<TargetStats>& stats) {
                     seconds_cell(s.p50_s), seconds_cell(s.p95_s), seconds_cell(s.p99_s),
                     s.last_status ? std::to_string(*s.last_status) : "-",
                     s.last_error ? one_line(*s.last_error) : "-"});
+    if (locations) rows.back().push_back(s.location ? one_line(*s.location) : "-");
   }
   std::vector<std::size_t> width(header.size(), 0);
   for (const auto& r : rows) {
@@ -140,6 +157,7 @@ std::string format_table(const std::vector<TargetStats>& stats) {
 }
 
 std::string format_json(const std::vector<TargetStats>& stats) {
+  const bool locations = any_location(stats);
   std::string out = "{\"stats\": [";
   for (std::size_t i = 0; i < stats.size(); ++i) {
     const auto& s = stats[i];
@@ -149,6 +167,10 @@ std::string format_json(const std::vector<TargetStats>& stats) {
         "\"last_status\": {}, \"last_error\": {}}}",
         json_string(s.target), s.checks, json_number(s.ok_ratio), json_number(s.p50_s), json_number(s.p95_s),
         json_number(s.p99_s), s.last_status ? std::to_string(*s.last_status) : "null", json_string(s.last_error));
+    if (locations) {
+      out.pop_back();  // the object's '}'
+      out += ", \"location\": " + json_string(s.location) + "}";
+    }
   }
   out += "]}\n";
   return out;

@@ -41,13 +41,50 @@ TEST(FormatJson, EmptyAndNulls) {
 
 TEST(FormatTable, NullsAsDashesAndOneLinePerTarget) {
   EXPECT_EQ(webmon::cli::format_table({}), "no checks in the selected window\n");
-  TargetStats a{"a-long-target-name", 1200, 0.995, 0.0123, 0.5, 1.25, 200, std::nullopt};
-  TargetStats b{"b", 7, 0, std::nullopt, std::nullopt, std::nullopt, std::nullopt, "dns: no\nsuch host"};
+  TargetStats a{"a-long-target-name", 1200, 0.995, 0.0123, 0.5, 1.25, 200, std::nullopt, std::nullopt};
+  TargetStats b{"b", 7, 0, std::nullopt, std::nullopt, std::nullopt, std::nullopt, "dns: no\nsuch host", std::nullopt};
   const std::string table = webmon::cli::format_table({a, b});
   EXPECT_EQ(table,
             "TARGET              CHECKS     OK     P50     P95     P99  LAST STATUS  LAST ERROR\n"
             "a-long-target-name    1200  99.5%  0.012s  0.500s  1.250s          200  -\n"
             "b                        7   0.0%       -       -       -            -  dns: no such host\n");
+}
+
+TEST(FormatTable, ALocationColumnComesLastOnlyWhenSomeRowHasALocation) {
+  TargetStats a{"a", 10, 1, 0.01, 0.02, 0.03, 200, std::nullopt, "eu-west"};
+  TargetStats a2{"a", 9, 0.5, 0.01, 0.02, 0.03, 503, "timeout: slow", "us-east-1"};
+  TargetStats b{"b", 7, 0, std::nullopt, std::nullopt, std::nullopt, std::nullopt, "dns: nx", std::nullopt};
+  EXPECT_EQ(webmon::cli::format_table({b, a, a2}),
+            "TARGET  CHECKS      OK     P50     P95     P99  LAST STATUS  LAST ERROR     LOCATION\n"
+            "b            7    0.0%       -       -       -            -  dns: nx        -\n"
+            "a           10  100.0%  0.010s  0.020s  0.030s          200  -              eu-west\n"
+            "a            9   50.0%  0.010s  0.020s  0.030s          503  timeout: slow  us-east-1\n");
+  // Without any location the table is the one of before locations existed.
+  b.location.reset();
+  EXPECT_EQ(webmon::cli::format_table({b}),
+            "TARGET  CHECKS    OK  P50  P95  P99  LAST STATUS  LAST ERROR\n"
+            "b            7  0.0%    -    -    -            -  dns: nx\n");
+}
+
+TEST(FormatJson, LocationIsTheLastKeyOnlyWhenSomeRowHasOne) {
+  TargetStats a;
+  a.target = "a";
+  a.checks = 1;
+  a.ok_ratio = 1;
+  a.location = "eu \"west\"";
+  TargetStats b;
+  b.target = "b";
+  b.checks = 2;
+  const std::string text = webmon::cli::format_json({a, b});
+  EXPECT_EQ(text,
+            "{\"stats\": [{\"target\": \"a\", \"checks\": 1, \"ok_ratio\": 1, \"p50_s\": null, \"p95_s\": null, "
+            "\"p99_s\": null, \"last_status\": null, \"last_error\": null, \"location\": \"eu \\\"west\\\"\"}, "
+            "{\"target\": \"b\", \"checks\": 2, \"ok_ratio\": 0, \"p50_s\": null, \"p95_s\": null, "
+            "\"p99_s\": null, \"last_status\": null, \"last_error\": null, \"location\": null}]}\n");
+  const auto doc = boost::json::parse(text);
+  EXPECT_EQ(doc.at("stats").at(0).at("location").as_string(), "eu \"west\"");
+  EXPECT_TRUE(doc.at("stats").at(1).at("location").is_null());
+  EXPECT_EQ(webmon::cli::format_json({b}).find("location"), std::string::npos);
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -61,15 +63,18 @@ class CliStats : public ::testing::Test {
 
   // Through the pipeline a user's rows take: each row a v1 message on a topic of the stack's
   // Kafka, stored by the real webmon-writer (which also creates the day partitions they need).
-  void insert(const std::vector<Row>& rows) {
+  // `locations`: the checker.location of each row, by index (none past its end, or "").
+  void insert(const std::vector<Row>& rows, const std::vector<std::string>& locations = {}) {
     using webmon::writer::test::Producer;
     const webmon::writer::test::TestTopic topic("stats_topic");
     Producer producer;
     producer.create_topic(topic.name(), 1);
     const auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     anchor_ = now;
-    for (const auto& r : rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
       webmon::CheckResult c;
+      if (i < locations.size()) c.location = locations[i];
       c.target = r.target;
       c.url = "https://" + r.target + ".example/";
       c.scheduled_at = now - std::chrono::minutes(r.minutes_ago);
@@ -110,6 +115,21 @@ class CliStats : public ::testing::Test {
     insert(rows);
   }
 
+  // From two locations and none: alpha probed from eu-west (4 ok checks, 0.1..0.4 s) and us-east
+  // (one ok in 0.5 s, then a timeout), beta by a checker without a location, gamma from eu-west
+  // (one 503). All within the last 10 minutes.
+  void insert_located_fixture() {
+    insert({{"alpha", 10, 0.0, 0.1f, 200, true, std::nullopt, ""},
+            {"alpha", 9, 0.0, 0.2f, 200, true, std::nullopt, ""},
+            {"alpha", 8, 0.0, 0.3f, 200, true, std::nullopt, ""},
+            {"alpha", 7, 0.0, 0.4f, 200, true, std::nullopt, ""},
+            {"alpha", 6, 0.0, 0.5f, 200, true, std::nullopt, ""},
+            {"alpha", 5, 0.0, std::nullopt, std::nullopt, false, 4, "no response within 10 s"},
+            {"beta", 4, 0.0, 0.2f, 200, true, std::nullopt, ""},
+            {"gamma", 3, 0.0, 0.3f, 503, false, std::nullopt, ""}},
+           {"eu-west", "eu-west", "eu-west", "eu-west", "us-east", "us-east", "", "eu-west"});
+  }
+
   // What percentile_cont computes: linear interpolation between the two nearest ranks.
   static double percentile(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
@@ -138,6 +158,24 @@ class CliStats : public ::testing::Test {
   std::chrono::system_clock::time_point anchor_ = std::chrono::system_clock::now();
   fs::path config_;
 };
+
+// The stats row of one target from one location (none: the checks without a location).
+json::object by_target_at(const json::value& doc, const std::string& target, std::optional<std::string> location) {
+  for (const auto& s : doc.at("stats").as_array()) {
+    const auto& l = s.at("location");
+    const auto here = l.is_null() ? std::nullopt : std::optional<std::string>(l.as_string().c_str());
+    if (s.at("target").as_string() == target && here == location) return s.as_object();
+  }
+  ADD_FAILURE() << "no stats for " << target << " at " << location.value_or("(none)") << " in " << json::serialize(doc);
+  return {};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
 
 json::object by_target(const json::value& doc, const std::string& target) {
   for (const auto& s : doc.at("stats").as_array()) {
@@ -263,6 +301,104 @@ TEST_F(CliStats, TableIsAlignedForATerminal) {
   EXPECT_NE(lines[3].find("100.0%"), std::string::npos) << lines[3];
 }
 
+TEST_F(CliStats, OneRowPerTargetAndLocationWithTheLocationLast) {
+  insert_located_fixture();
+  const auto [status, output] = webmon_cli({"stats", "--format", "json"});
+  ASSERT_EQ(status, 0) << output;
+  const json::value doc = json::parse(output);
+  const auto& stats = doc.at("stats").as_array();
+  ASSERT_EQ(stats.size(), 4u) << output;
+  // By target, then location (none first); every row has the same keys, location added last.
+  std::vector<std::string> order;
+  for (const auto& s : stats) {
+    order.push_back(std::string(s.at("target").as_string()) + "@" +
+                    (s.at("location").is_null() ? "-" : std::string(s.at("location").as_string())));
+    std::vector<std::string> keys;
+    for (const auto& kv : s.as_object()) keys.emplace_back(kv.key());
+    EXPECT_EQ(keys, (std::vector<std::string>{"target", "checks", "ok_ratio", "p50_s", "p95_s", "p99_s",
+                                              "last_status", "last_error", "location"}));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"alpha@eu-west", "alpha@us-east", "beta@-", "gamma@eu-west"}));
+  const auto eu = by_target_at(doc, "alpha", "eu-west");
+  EXPECT_EQ(eu.at("checks").as_int64(), 4);
+  EXPECT_EQ(eu.at("ok_ratio").to_number<double>(), 1.0);
+  EXPECT_NEAR(eu.at("p50_s").to_number<double>(), percentile({0.1f, 0.2f, 0.3f, 0.4f}, 0.5), 1e-6);
+  EXPECT_TRUE(eu.at("last_error").is_null());
+  const auto us = by_target_at(doc, "alpha", "us-east");
+  EXPECT_EQ(us.at("checks").as_int64(), 2);
+  EXPECT_EQ(us.at("ok_ratio").to_number<double>(), 0.5);
+  EXPECT_NEAR(us.at("p50_s").to_number<double>(), static_cast<double>(0.5f), 1e-6);
+  EXPECT_TRUE(us.at("last_status").is_null());
+  EXPECT_EQ(us.at("last_error").as_string(), "timeout: no response within 10 s");
+  EXPECT_EQ(by_target_at(doc, "beta", std::nullopt).at("checks").as_int64(), 1);
+  EXPECT_EQ(by_target_at(doc, "gamma", "eu-west").at("last_status").as_int64(), 503);
+
+  // The table: the same rows, LOCATION the last column, "-" for none.
+  const auto [tstatus, table] = webmon_cli({"stats"});
+  ASSERT_EQ(tstatus, 0) << table;
+  const auto lines = lines_of(table);
+  ASSERT_EQ(lines.size(), 5u) << table;
+  EXPECT_EQ(lines[0].rfind("TARGET", 0), 0u) << lines[0];
+  EXPECT_TRUE(lines[0].ends_with(" LOCATION")) << lines[0];
+  const auto location_col = lines[0].find("LOCATION");
+  EXPECT_LT(lines[0].find("LAST ERROR"), location_col) << lines[0];
+  const std::vector<std::string> located = {"eu-west", "us-east", "-", "eu-west"};
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    ASSERT_GE(lines[i].size(), location_col) << lines[i];
+    EXPECT_EQ(lines[i].substr(location_col), located[i - 1]) << lines[i];
+  }
+  EXPECT_EQ(lines[2].rfind("alpha", 0), 0u) << lines[2];
+  EXPECT_NE(lines[2].find("timeout: no response within 10 s"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find("50.0%"), std::string::npos) << lines[2];
+}
+
+TEST_F(CliStats, LocationFilter) {
+  insert_located_fixture();
+  {
+    const auto [status, output] = webmon_cli({"stats", "--location", "eu-west", "--format", "json"});
+    ASSERT_EQ(status, 0) << output;
+    const json::value doc = json::parse(output);
+    ASSERT_EQ(doc.at("stats").as_array().size(), 2u) << output;
+    EXPECT_EQ(by_target_at(doc, "alpha", "eu-west").at("checks").as_int64(), 4);
+    EXPECT_EQ(by_target_at(doc, "gamma", "eu-west").at("checks").as_int64(), 1);
+  }
+  {
+    const auto [status, output] =
+        webmon_cli({"stats", "--location=us-east", "--target", "alpha", "--format", "json"});
+    ASSERT_EQ(status, 0) << output;
+    const json::value doc = json::parse(output);
+    ASSERT_EQ(doc.at("stats").as_array().size(), 1u) << output;
+    EXPECT_EQ(by_target_at(doc, "alpha", "us-east").at("checks").as_int64(), 2);
+  }
+  {
+    // '' selects the checks without a location; no row then has one, so there is no location column.
+    const auto [status, output] = webmon_cli({"stats", "--location", "", "--format", "json"});
+    ASSERT_EQ(status, 0) << output;
+    const json::value doc = json::parse(output);
+    ASSERT_EQ(doc.at("stats").as_array().size(), 1u) << output;
+    EXPECT_EQ(by_target(doc, "beta").at("checks").as_int64(), 1);
+    EXPECT_EQ(output.find("location"), std::string::npos) << output;
+    const auto [tstatus, table] = webmon_cli({"stats", "--location", ""});
+    ASSERT_EQ(tstatus, 0) << table;
+    EXPECT_EQ(table.find("LOCATION"), std::string::npos) << table;
+    EXPECT_EQ(lines_of(table).size(), 2u) << table;
+  }
+  {
+    const auto [status, table] = webmon_cli({"stats", "--location", "us-east"});
+    ASSERT_EQ(status, 0) << table;
+    const auto lines = lines_of(table);
+    ASSERT_EQ(lines.size(), 2u) << table;
+    EXPECT_TRUE(lines[0].ends_with("  LOCATION")) << lines[0];
+    EXPECT_TRUE(lines[1].ends_with("  us-east")) << lines[1];
+  }
+  {
+    const auto [status, output] = webmon_cli({"stats", "--location", "nowhere", "--format", "json"});
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_EQ(output, "{\"stats\": []}\n");
+  }
+  EXPECT_EQ(webmon_cli({"migrate", "--location", "eu-west"}).first, 2);
+}
+
 TEST_F(CliStats, UsageErrorsAndAnUnreachableDatabase) {
   EXPECT_EQ(webmon_cli({"stats", "--since", "soon"}).first, 2);
   EXPECT_EQ(webmon_cli({"stats", "--format", "xml"}).first, 2);
@@ -285,40 +421,73 @@ TEST_F(CliStats, UsageErrorsAndAnUnreachableDatabase) {
   EXPECT_EQ(output.find("s3cretpw"), std::string::npos) << output;
 }
 
-// Grafana's PostgreSQL macros, expanded as Grafana does for the dashboard's queries.
-std::string expand_grafana(std::string sql, const std::vector<std::string>& targets) {
+// A multi-value variable as Grafana's PostgreSQL data source writes it: 'a','b'.
+std::string quoted_list(const std::vector<std::string>& values) {
+  std::string list;
+  for (const auto& v : values) list += (list.empty() ? "'" : ",'") + v + "'";
+  return list;
+}
+
+// Grafana's PostgreSQL macros, expanded as Grafana does for the dashboard's queries. `location`:
+// what $location becomes, the variable's allValue as it stands (Grafana inserts a custom all
+// value unquoted) or a quoted list of the locations chosen.
+std::string expand_grafana(std::string sql, const std::vector<std::string>& targets, const std::string& location) {
   sql = std::regex_replace(sql, std::regex(R"(\$__timeGroupAlias\((\w+),\s*\$__interval\))"),
                            "floor(extract(epoch from $1)/60)*60 AS \"time\"");
   sql = std::regex_replace(sql, std::regex(R"(\$__timeFilter\((\w+)\))"),
                            "$1 BETWEEN now() - interval '6 hours' AND now()");
-  std::string list;
-  for (const auto& t : targets) list += (list.empty() ? "'" : ",'") + t + "'";
-  sql = std::regex_replace(sql, std::regex(R"(\$target\b)"), list);
+  sql = std::regex_replace(sql, std::regex(R"(\$target\b)"), quoted_list(targets));
+  sql = std::regex_replace(sql, std::regex(R"(\$location\b)"), location);
   return sql;
+}
+
+struct Dashboard {
+  json::value doc;
+  // Each variable's query and, for those with one, the custom value standing for All.
+  std::map<std::string, std::string> queries;
+  std::map<std::string, std::string> all_values;
+};
+
+Dashboard read_dashboard() {
+  std::ifstream in(fs::path(WEBMON_SOURCE_DIR) / "docker/grafana/dashboards/webmon.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  Dashboard d;
+  d.doc = json::parse(text.str());
+  for (const auto& v : d.doc.at("templating").at("list").as_array()) {
+    const std::string name(v.at("name").as_string());
+    d.queries[name] = std::string(v.at("query").as_string());
+    if (const auto* all = v.as_object().if_contains("allValue")) d.all_values[name] = std::string(all->as_string());
+  }
+  return d;
+}
+
+std::vector<std::string> variable_values(pqxx::connection& c, const Dashboard& d, const std::string& name) {
+  std::vector<std::string> out;
+  pqxx::nontransaction nt(c);
+  for (const auto& row : nt.exec(d.queries.at(name))) out.push_back(row[0].c_str());
+  return out;
 }
 
 TEST_F(CliStats, EveryGrafanaPanelQueryRunsOnTheSchema) {
   insert_fixture();
-  std::ifstream in(fs::path(WEBMON_SOURCE_DIR) / "docker/grafana/dashboards/webmon.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  const json::value dash = json::parse(text.str());
+  const Dashboard d = read_dashboard();
+  const json::value& dash = d.doc;
   pqxx::connection c(db_.uri());
 
   // The target variable's query.
-  std::vector<std::string> targets;
-  for (const auto& v : dash.at("templating").at("list").as_array()) {
-    pqxx::nontransaction nt(c);
-    for (const auto& row : nt.exec(std::string(v.at("query").as_string()))) targets.push_back(row[0].c_str());
-  }
+  const std::vector<std::string> targets = variable_values(c, d, "target");
   EXPECT_EQ(targets, (std::vector<std::string>{"alpha", "beta", "gamma"}));
+  // The location variable: none here (the fixture's checkers have no location); All is its allValue.
+  EXPECT_EQ(variable_values(c, d, "location"), std::vector<std::string>{});
+  const std::string all_locations = d.all_values.at("location");
 
   int queries = 0;
   for (const auto& p : dash.at("panels").as_array()) {
     const std::string title(p.at("title").as_string());
     for (const auto& t : p.at("targets").as_array()) {
       SCOPED_TRACE(title);
-      const std::string sql = expand_grafana(std::string(t.at("rawSql").as_string()), targets);
+      const std::string sql = expand_grafana(std::string(t.at("rawSql").as_string()), targets, all_locations);
       ASSERT_EQ(sql.find('$'), std::string::npos) << "unexpanded macro in: " << sql;
       pqxx::nontransaction nt(c);
       pqxx::result r;
@@ -339,6 +508,52 @@ TEST_F(CliStats, EveryGrafanaPanelQueryRunsOnTheSchema) {
     }
   }
   EXPECT_GE(queries, 5);
+}
+
+// The location variable: All (its allValue) keeps every check, those without a location too;
+// one or several locations keep theirs only; per-target panels split by location.
+TEST_F(CliStats, GrafanaPanelsFilterByTheLocationVariable) {
+  insert_located_fixture();
+  const Dashboard d = read_dashboard();
+  pqxx::connection c(db_.uri());
+  const auto targets = variable_values(c, d, "target");
+  EXPECT_EQ(variable_values(c, d, "location"), (std::vector<std::string>{"eu-west", "us-east"}));
+  const std::map<std::string, std::string> choices = {{"all", d.all_values.at("location")},
+                                                      {"us-east", quoted_list({"us-east"})},
+                                                      {"both", quoted_list({"eu-west", "us-east"})}};
+  std::map<std::string, std::map<std::string, double>> availability;  // by choice, then series
+  std::map<std::string, std::size_t> latest_rows;
+  for (const auto& [choice, location] : choices) {
+    for (const auto& p : d.doc.at("panels").as_array()) {
+      const std::string title(p.at("title").as_string());
+      for (const auto& t : p.at("targets").as_array()) {
+        SCOPED_TRACE(title + ", location " + choice);
+        const std::string sql = expand_grafana(std::string(t.at("rawSql").as_string()), targets, location);
+        ASSERT_EQ(sql.find('$'), std::string::npos) << "unexpanded macro in: " << sql;
+        pqxx::nontransaction nt(c);
+        pqxx::result r;
+        ASSERT_NO_THROW(r = nt.exec(sql)) << sql;
+        EXPECT_GT(r.size(), 0u) << "no rows from: " << sql;  // every choice has data for every panel
+        if (title == "Availability") {
+          for (const auto& row : r) availability[choice][row[0].c_str()] = row[1].as<double>();
+        }
+        if (title == "Latest check per target") {
+          latest_rows[choice] = r.size();
+          ASSERT_GT(r.columns(), 0u);
+          EXPECT_EQ(std::string(r.column_name(r.columns() - 1)), "location");
+        }
+      }
+    }
+  }
+  using Series = std::map<std::string, double>;
+  EXPECT_EQ(availability["all"],
+            (Series{{"alpha (eu-west)", 100.0}, {"alpha (us-east)", 50.0}, {"beta", 100.0}, {"gamma (eu-west)", 0.0}}));
+  EXPECT_EQ(availability["us-east"], (Series{{"alpha (us-east)", 50.0}}));
+  EXPECT_EQ(availability["both"],
+            (Series{{"alpha (eu-west)", 100.0}, {"alpha (us-east)", 50.0}, {"gamma (eu-west)", 0.0}}));
+  EXPECT_EQ(latest_rows["all"], 4u);
+  EXPECT_EQ(latest_rows["us-east"], 1u);
+  EXPECT_EQ(latest_rows["both"], 3u);
 }
 
 }  // namespace
