@@ -9,10 +9,12 @@
 #include <fmt/format.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "webmon/checker/membership.hpp"
 #include "webmon/checker/metrics.hpp"
 #include "webmon/checker/probe.hpp"
 #include "webmon/checker/producer.hpp"
@@ -34,14 +36,42 @@ std::chrono::milliseconds drain_limit(const std::vector<TargetPtr>& targets) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(longest) + std::chrono::seconds(2);
 }
 
+SchedulerOptions scheduler_options(const CheckerSection& c) {
+  SchedulerOptions o;
+  o.threads = c.threads;
+  o.max_in_flight = c.max_in_flight;
+  o.instance_id = c.instance_id;
+  o.location = c.location;
+  // In a group nothing is probed until Kafka assigns shards.
+  if (!c.fleet_group().empty()) o.shards = ShardSet::none(0);
+  return o;
+}
+
+std::string digest_text(const std::vector<TargetPtr>& targets) {
+  return fmt::format("{:016x}", targets_digest(targets));
+}
+
 class CheckerProcess {
  public:
   CheckerProcess(Config config, std::filesystem::path path)
       : config_(std::move(config)), path_(std::move(path)), metrics_(config_.checker.per_target_metrics),
         producer_(config_.kafka, config_.checker.instance_id, metrics_),
-        scheduler_({config_.checker.threads, config_.checker.max_in_flight, config_.checker.instance_id},
-                   [this](const CheckResult& r) { producer_.publish(r); }, metrics_),
-        signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {}
+        scheduler_(scheduler_options(config_.checker), [this](const CheckResult& r) { producer_.publish(r); },
+                   metrics_),
+        signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {
+    if (!config_.checker.fleet_group().empty()) {
+      Membership::Events events;
+      events.shards_changed = [this](const ShardSet& shards) { scheduler_.set_shards(shards); };
+      events.fatal = [this] {
+        asio::post(io_, [this] {
+          exit_code_ = 1;
+          watchdog_.cancel();
+          io_.stop();
+        });
+      };
+      membership_.emplace(config_, metrics_, std::move(events));
+    }
+  }
 
   int run() {
     auto ctx = ProbeContext::for_targets(config_.targets, limits());  // TlsSetupError is fatal at first start
@@ -54,10 +84,17 @@ class CheckerProcess {
     scheduler_.start();
     scheduler_.apply(targets_, probe_fn(std::move(ctx)), config_.checker.dns);  // DnsSetupError is fatal here
     metrics_.targets.Set(static_cast<double>(targets_.size()));
-    spdlog::info("webmon-checker started: {} targets, {} threads, topic {} on {}, instance {}",
+    spdlog::info("webmon-checker started: {} targets, {} threads, topic {} on {}, instance {}{}",
                  targets_.size(), config_.checker.threads, config_.kafka.topic,
-                 config_.kafka.bootstrap_servers, config_.checker.instance_id);
+                 config_.kafka.bootstrap_servers, config_.checker.instance_id,
+                 config_.checker.location.empty() ? "" : ", location " + config_.checker.location);
+    // Instances of one group must probe the same list: equal digests say they do.
+    spdlog::info("targets: {} (digest {}), {}", targets_.size(), digest_text(targets_),
+                 config_.checker.fleet_group().empty() ? std::string("standalone: probing all of them")
+                                                       : "group " + config_.checker.fleet_group() +
+                                                             ": probing those of the shards Kafka assigns");
     if (targets_.empty()) spdlog::warn("no targets configured: nothing to probe until a reload adds some");
+    if (membership_) membership_->start();
 
     wait_signal();
     if (const auto every = service::watchdog_interval()) feed_watchdog(*every / 2);
@@ -126,7 +163,7 @@ class CheckerProcess {
     targets_ = std::move(targets);
     metrics_.targets.Set(static_cast<double>(targets_.size()));
     metrics_.reloads_ok.Increment();
-    spdlog::info("reloaded: {} targets ({})", targets_.size(), added_changed_removed);
+    spdlog::info("reloaded: {} targets ({}), digest {}", targets_.size(), added_changed_removed, digest_text(targets_));
     if (targets_.empty()) spdlog::warn("no targets configured: nothing to probe until a reload adds some");
     service::notify_ready();
   }
@@ -172,6 +209,10 @@ class CheckerProcess {
   // Stop scheduling, let probes in flight end (bounded by their deadlines), flush Kafka (bounded).
   int shutdown() {
     service::notify_stopping();
+    // No probe starts from here on; then the group is left (a static member keeps its shards for
+    // the session timeout), so that the others take over the next due times while these drain.
+    scheduler_.stop_scheduling();
+    if (membership_) membership_->stop();
     const auto left = scheduler_.stop(drain_limit(targets_));
     if (left > 0) spdlog::warn("{} probes still in flight at shutdown were abandoned", left);
     const int undelivered = producer_.flush(std::chrono::seconds(10));
@@ -181,7 +222,7 @@ class CheckerProcess {
     if (metrics_server_) metrics_server_->stop();
     spdlog::info("webmon-checker stopped: {} probes started, {} skipped, {} dropped", scheduler_.started(),
                  scheduler_.skipped(), producer_.dropped());
-    return 0;
+    return exit_code_;
   }
 
   Config config_;  // its targets are moved into targets_ at start
@@ -192,10 +233,14 @@ class CheckerProcess {
   CheckerMetrics metrics_;
   Producer producer_;
   Scheduler scheduler_;
+  int exit_code_ = 0;
   std::optional<MetricsServer> metrics_server_;
   asio::io_context io_{1};
   asio::signal_set signals_;
   asio::steady_timer watchdog_;
+  // With checker.group (or a location). Last: its thread, which calls into the scheduler and posts
+  // to io_, ends before they go.
+  std::optional<Membership> membership_;
 };
 
 }  // namespace
