@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -11,12 +12,15 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "compact.hpp"
+#include "incidents.hpp"
 #include "stats.hpp"
 #include "webmon/common/config.hpp"
 #include "webmon/common/config_keys.hpp"
 #include "webmon/common/daemon_args.hpp"
 #include "webmon/common/logging.hpp"
 #include "webmon/common/version.hpp"
+#include "webmon/writer/compactor.hpp"
 #include "webmon/writer/migrations.hpp"
 #include "webmon/writer/pg_session.hpp"
 
@@ -29,6 +33,10 @@ constexpr std::string_view kUsage =
     "commands:\n"
     "  migrate   apply the pending schema migrations (the writer also does this at start)\n"
     "  stats     per target: checks, ok share, p50/p95/p99 response time, last status, last error\n"
+    "  incidents runs of failed checks per target: opened after incidents.open_after failures in a\n"
+    "            row (2), closed after incidents.close_after successes in a row (1)\n"
+    "  compact   compact closed days now (the writer does it in the background): one row per\n"
+    "            target and day instead of a row per check; check_results still shows every check\n"
     "  config-schema\n"
     "            print every config key from the key tables (no config file needed):\n"
     "            --format markdown (default: the reference table of docs/configuration.md)\n"
@@ -52,6 +60,19 @@ constexpr std::string_view kUsage =
     "                     last_status is the most recent check's HTTP status, last_error the most recent\n"
     "                     error in the window (\"class: detail\"); null when there is none.\n"
     "\n"
+    "incidents options:\n"
+    "  --since DURATION   checks scheduled in this window back from now, as for stats (default 7d);\n"
+    "                     an incident under way at its start starts there\n"
+    "  --target NAME      one target only\n"
+    "  --open             only the incidents still open\n"
+    "  --format FORMAT    table (default) or json: {\"incidents\": [{\"target\", \"location\",\n"
+    "                     \"started_at\", \"ended_at\", \"duration_s\", \"checks_failed\", \"first_error\",\n"
+    "                     \"first_error_detail\", \"first_http_status\"}]}; ended_at is null while open\n"
+    "\n"
+    "compact options:\n"
+    "  --day YYYY-MM-DD   that UTC day only (a closed day: before today); default: every day before\n"
+    "                     today - writer.compact_after_days (2 when 0). Prints one line per day.\n"
+    "\n"
     "exit status: 0 ok, 1 failure (e.g. database unreachable), 2 usage error or invalid config\n";
 
 struct Args {
@@ -61,6 +82,8 @@ struct Args {
   std::optional<std::string> since;
   std::optional<std::string> target;
   std::optional<std::string> location;
+  std::optional<std::string> day;
+  bool open = false;
   std::string format = "table";
   bool help = false;
   bool version = false;
@@ -68,13 +91,14 @@ struct Args {
 
 // Parses the command line (the same reader as the daemons'); a usage error is returned as text.
 std::optional<std::string> parse_args(int argc, const char* const* argv, Args& args) {
-  static const CommandLineSpec spec{{"--help", "-h", "--version"},
+  static const CommandLineSpec spec{{"--help", "-h", "--version", "--open"},
                                     {{"--config", "PATH"},
                                      {"--log-level", "LEVEL"},
                                      {"--since", "DURATION"},
                                      {"--target", "NAME"},
                                      {"--location", "NAME"},
-                                     {"--format", "FORMAT"}},
+                                     {"--format", "FORMAT"},
+                                     {"--day", "YYYY-MM-DD"}},
                                     true};
   auto parsed = parse_command_line(argc, argv, spec);
   if (auto* error = std::get_if<std::string>(&parsed)) return std::move(*error);
@@ -87,11 +111,31 @@ std::optional<std::string> parse_args(int argc, const char* const* argv, Args& a
   args.since = line.option("--since");
   args.target = line.option("--target");
   args.location = line.option("--location");
+  args.day = line.option("--day");
+  args.open = line.flag("--open");
   const auto format = line.option("--format");
   if (args.help || args.version) return std::nullopt;
-  if (args.command.empty()) return std::string("a command is needed: migrate, stats or config-schema");
-  if (args.command != "migrate" && args.command != "stats" && args.command != "config-schema") {
+  if (args.command.empty()) {
+    return std::string("a command is needed: migrate, stats, incidents, compact or config-schema");
+  }
+  if (args.command != "migrate" && args.command != "stats" && args.command != "config-schema" &&
+      args.command != "compact" && args.command != "incidents") {
     return "unknown command '" + args.command + "'";
+  }
+  if (args.day && args.command != "compact") return args.command + " takes no --day";
+  if (args.open && args.command != "incidents") return args.command + " takes no --open";
+  if (args.command == "incidents" && args.location) return std::string("incidents takes no --location");
+  if (args.command == "compact") {
+    if (args.since || args.target || args.location || format) {
+      return std::string("compact takes no --since, --target, --location or --format");
+    }
+    if (args.day) {
+      const auto day = writer::parse_iso_date(*args.day);
+      const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+      if (!day) return "--day: invalid date '" + *args.day + "' (YYYY-MM-DD, a UTC day)";
+      if (*day >= today) return "--day: " + *args.day + " is not closed yet (only days before today, UTC)";
+    }
+    return std::nullopt;
   }
   if (args.command == "migrate" && args.location) return std::string("migrate takes no --location");
   if (args.command == "config-schema" && args.location) return std::string("config-schema takes no --location");
@@ -130,6 +174,19 @@ int stats(const Config& cfg, const Args& args, std::ostream& out) {
   pqxx::connection conn(writer::pg_session(cfg.postgres).conninfo);  // with the deadlines
   const auto rows = query_stats(conn, q);
   out << (args.format == "json" ? format_json(rows) : format_table(rows));
+  return 0;
+}
+
+int incidents(const Config& cfg, const Args& args, std::ostream& out) {
+  IncidentsQuery q;
+  if (args.since) q.since = *parse_duration(*args.since);  // validated by the caller
+  q.target = args.target;
+  q.open_only = args.open;
+  q.open_after = cfg.incidents.open_after;
+  q.close_after = cfg.incidents.close_after;
+  pqxx::connection conn(writer::pg_session(cfg.postgres).conninfo);
+  const auto rows = query_incidents(conn, q);
+  out << (args.format == "json" ? format_incidents_json(rows) : format_incidents_table(rows));
   return 0;
 }
 
@@ -178,6 +235,12 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
   init_logging(level, cfg.log_format);
 
   try {
+    if (args.command == "incidents") return incidents(cfg, args, out);
+    if (args.command == "compact") {
+      std::optional<std::chrono::sys_days> day;
+      if (args.day) day = writer::parse_iso_date(*args.day);  // validated by parse_args
+      return compact(cfg, day, out, err);
+    }
     return args.command == "migrate" ? migrate(cfg, out, err) : stats(cfg, args, out);
   } catch (const writer::MigrationError& e) {
     err << "webmon: migration refused: " << e.what() << "\n";

@@ -402,6 +402,11 @@ const Table<WriterSection>& writer_table() {
               Doc("retention_days", "daily partitions older than this are dropped", kRestart, kWriter, "90")
                   .default_text("(keep everything)"),
               1, 36'500),
+          integer<&WriterSection::compact_after_days>(
+              Doc("compact_after_days", "days before today minus this many (UTC) are compacted to one row per "
+                  "target and day, in the background; 0: never (`webmon compact` then uses 2)",
+                  kRestart, kWriter | kAdmin, "7"),
+              0, 36'500),
           listen<&WriterSection::metrics_listen>(
               Doc("metrics_listen", "/metrics, /healthz, /readyz endpoint; :port: all addresses; empty: none",
                   kRestart, kWriter, "\"127.0.0.1:9102\"")),
@@ -478,6 +483,16 @@ void config_post(Reader& r, const Fields& s, const YAML::Mark& where, const std:
               "kafka.coordination_topic, the writers' consumes kafka.topic");
 }
 
+const Table<IncidentsSection>& incidents_table() {
+  static const Table<IncidentsSection> t{{
+      integer<&IncidentsSection::open_after>(
+          Doc("open_after", "consecutive failed checks that open an incident", kRestart, kAdmin, "3"), 1, 10'000),
+      integer<&IncidentsSection::close_after>(
+          Doc("close_after", "consecutive successful checks that close it", kRestart, kAdmin, "2"), 1, 10'000),
+  }};
+  return t;
+}
+
 const Table<Config>& config_table() {
   static const Table<Config> t{{
       section<&Config::kafka, kafka_table>(
@@ -489,6 +504,8 @@ const Table<Config>& config_table() {
           Doc("checker", "webmon-checker's own settings", kRestart, kChecker)),
       section<&Config::writer, writer_table>(
           Doc("writer", "webmon-writer's own settings", kRestart, kWriter)),
+      section<&Config::incidents, incidents_table>(
+          Doc("incidents", "when runs of failed checks are incidents (webmon incidents)", kRestart, kAdmin)),
       choice<&Config::log_format>(
           Doc("log_format", "log lines on stderr: text or one JSON object per line", kApplied, kEveryone, "json"),
           "text,json"),

@@ -16,6 +16,7 @@
 #include "webmon/common/logging.hpp"
 #include "webmon/common/metrics_server.hpp"
 #include "webmon/common/service.hpp"
+#include "webmon/writer/compactor.hpp"
 #include "webmon/writer/ingest.hpp"
 #include "webmon/writer/metrics.hpp"
 #include "webmon/writer/migrations.hpp"
@@ -149,6 +150,8 @@ int run_writer(const Config& config, const std::filesystem::path& config_path) {
     bool ok = true;
     if (migrate(config, stop, *metrics)) {
       service::notify_ready();
+      // Closed days are compacted on a thread and connection of their own, yielding to ingest.
+      BackgroundCompactor compactor(config, metrics->registry());
       ok = ingestor.run();
     }
     service::notify_stopping();

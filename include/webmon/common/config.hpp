@@ -135,7 +135,15 @@ struct WriterSection {
   std::size_t batch_max_rows = 5000;
   std::chrono::milliseconds batch_max_ms{500};
   std::optional<int> retention_days;  // none: keep everything
+  // Days before today - compact_after_days (UTC) are compacted in the background; 0: never.
+  int compact_after_days = 2;
   std::string metrics_listen;
+};
+
+// When runs of failed checks are incidents (`webmon incidents`; sql/005_incidents.sql).
+struct IncidentsSection {
+  int open_after = 2;   // consecutive failed checks that open an incident
+  int close_after = 1;  // consecutive successful checks that close it
 };
 
 struct Config {
@@ -145,6 +153,7 @@ struct Config {
   std::vector<TargetConfig> targets;
   CheckerSection checker;
   WriterSection writer;
+  IncidentsSection incidents;
   LogFormat log_format = LogFormat::text;
   // What the loader decided on its own that the daemon logs once at start (e.g. SSL taken from the
   // earlier tool's key files); not compared on reload.

@@ -1,0 +1,217 @@
+#include "webmon/writer/compactor.hpp"
+
+#include <cstdio>
+#include <set>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "webmon/common/logging.hpp"
+#include "webmon/writer/pg_session.hpp"
+
+namespace webmon::writer {
+namespace {
+
+// The one compaction lock across writers and `webmon compact`.
+constexpr const char* kLockKey = "hashtext('webmon.compaction')";
+
+std::chrono::sys_days today_utc() { return std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()); }
+
+}  // namespace
+
+std::string iso_date(std::chrono::sys_days day) {
+  const std::chrono::year_month_day ymd(day);
+  return fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()));
+}
+
+std::optional<std::chrono::sys_days> parse_iso_date(const std::string& text) {
+  int y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  char tail = 0;
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
+  if (std::sscanf(text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
+  if (!ymd.ok()) return std::nullopt;
+  return std::chrono::sys_days(ymd);
+}
+
+std::chrono::sys_days compaction_until(std::chrono::sys_days today, int compact_after_days) {
+  return today - std::chrono::days(compact_after_days);
+}
+
+const char* to_string(CompactionOutcome::Status s) {
+  switch (s) {
+    case CompactionOutcome::Status::compacted: return "compacted";
+    case CompactionOutcome::Status::nothing: return "nothing to compact";
+    case CompactionOutcome::Status::busy: return "another compaction is running";
+    case CompactionOutcome::Status::changed: return "rows kept arriving; left as rows";
+    case CompactionOutcome::Status::stopped: return "stopped";
+  }
+  return "?";
+}
+
+Compactor::Compactor(std::string conninfo, CompactorOptions options)
+    : conninfo_(std::move(conninfo)), options_(std::move(options)) {}
+
+std::vector<std::chrono::sys_days> Compactor::due_days(std::chrono::sys_days until,
+                                                       std::optional<std::chrono::sys_days> oldest) {
+  pqxx::connection conn(conninfo_);
+  pqxx::work tx(conn);
+  std::set<std::chrono::sys_days> days;
+  for (const auto& row : tx.exec_params("SELECT d::text FROM webmon_compaction_candidates($1::date) AS d",
+                                        iso_date(until))) {
+    const auto day = parse_iso_date(row[0].as<std::string>());
+    if (day && (!oldest || *day >= *oldest)) days.insert(*day);
+  }
+  tx.commit();
+  return {days.begin(), days.end()};
+}
+
+CompactionOutcome Compactor::compact_day(std::chrono::sys_days day) {
+  for (int attempt_no = 1;; ++attempt_no) {
+    auto out = attempt(day);
+    if (out.status != CompactionOutcome::Status::changed || attempt_no == 3) return out;
+    spdlog::info("compaction of {}: rows arrived while it was read; again", iso_date(day));
+  }
+}
+
+void Compactor::cancel() {
+  std::lock_guard lock(mutex_);
+  if (live_) live_->cancel_query();
+}
+
+CompactionOutcome Compactor::attempt(std::chrono::sys_days day) {
+  using Status = CompactionOutcome::Status;
+  const auto d = iso_date(day);
+  pqxx::connection conn(conninfo_);
+  struct Live {  // what cancel() reaches, for as long as this attempt has the connection
+    Compactor& c;
+    Live(Compactor& owner, pqxx::connection& connection) : c(owner) {
+      std::lock_guard lock(c.mutex_);
+      c.live_ = &connection;
+    }
+    ~Live() {
+      std::lock_guard lock(c.mutex_);
+      c.live_ = nullptr;
+    }
+    Live(const Live&) = delete;
+    Live& operator=(const Live&) = delete;
+  } live(*this, conn);
+  // Read committed: each step sees what committed before it, and step 3 counts the partition
+  // under its lock against what the chunks read.
+  pqxx::work tx(conn);
+  tx.exec("SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+  if (options_.wait_for_lock) {
+    tx.exec(std::string("SELECT pg_advisory_xact_lock(") + kLockKey + ")");
+  } else if (!tx.exec1(std::string("SELECT pg_try_advisory_xact_lock(") + kLockKey + ")")[0].as<bool>()) {
+    return {Status::busy};
+  }
+  const auto before = tx.exec_params1("SELECT coalesce(sum(n), 0) FROM checks_compact WHERE day = $1::date", d)[0]
+                          .as<std::int64_t>();
+  const auto chunks =
+      tx.exec_params("SELECT lo, hi FROM webmon_compact_chunks($1::date, $2)", d, options_.targets_per_chunk);
+  std::int64_t read = 0;
+  for (const auto& chunk : chunks) {
+    while (options_.should_yield && options_.should_yield()) {
+      if (options_.stop && *options_.stop) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (options_.stop && *options_.stop) return {Status::stopped};  // tx's destructor rolls back
+    read += tx.exec_params1("SELECT webmon_compact_chunk($1::date, $2, $3)", d, chunk[0].as<int>(), chunk[1].as<int>())[0]
+                .as<std::int64_t>();
+  }
+  if (options_.stop && *options_.stop) return {Status::stopped};
+  const auto total = tx.exec_params1("SELECT webmon_compact_finish($1::date, $2)", d, read)[0].as<std::int64_t>();
+  if (total < 0) return {Status::changed};
+  // What came from the default partition is what the day gained beyond the partition's rows.
+  const std::int64_t moved = total - before - read;
+  if (read == 0 && moved == 0) return {Status::nothing, 0, total};
+  tx.commit();
+  return {Status::compacted, read + moved, total};
+}
+
+// ---- the writer's background thread ----
+
+BackgroundCompactor::BackgroundCompactor(const Config& config, std::shared_ptr<prometheus::Registry> registry)
+    : postgres_(config.postgres), writer_(config.writer), registry_(std::move(registry)) {
+  if (writer_.compact_after_days > 0) thread_ = std::thread([this] { run(); });
+}
+
+BackgroundCompactor::~BackgroundCompactor() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+    if (running_) running_->cancel();
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool BackgroundCompactor::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lock(mutex_);
+  return !wake_.wait_for(lock, d, [this] { return stop_.load(); });
+}
+
+bool BackgroundCompactor::lagging() const {
+  double lag = 0;
+  for (const auto& family : registry_->Collect()) {
+    if (family.name != "webmon_writer_consumer_lag") continue;
+    for (const auto& m : family.metric) lag += m.gauge.value;
+  }
+  return lag > static_cast<double>(writer_.batch_max_rows);
+}
+
+void BackgroundCompactor::run() {
+  using namespace std::chrono_literals;
+  // Not at start: a writer that was down has a backlog to write first.
+  auto wait = std::chrono::milliseconds(60s);
+  while (sleep_for(wait)) {
+    wait = 15min;
+    try {
+      CompactorOptions options;
+      options.should_yield = [this] { return lagging(); };
+      options.stop = &stop_;
+      Compactor compactor(pg_session(postgres_).conninfo, options);
+      struct Running {  // the destructor cancels what runs
+        BackgroundCompactor& b;
+        Running(BackgroundCompactor& owner, Compactor& c) : b(owner) {
+          std::lock_guard lock(b.mutex_);
+          b.running_ = &c;
+        }
+        ~Running() {
+          std::lock_guard lock(b.mutex_);
+          b.running_ = nullptr;
+        }
+        Running(const Running&) = delete;
+        Running& operator=(const Running&) = delete;
+      } running(*this, compactor);
+      const auto today = today_utc();
+      std::optional<std::chrono::sys_days> oldest;
+      if (writer_.retention_days) oldest = today - std::chrono::days(*writer_.retention_days);
+      for (const auto day : compactor.due_days(compaction_until(today, writer_.compact_after_days), oldest)) {
+        if (stop_) return;
+        const auto started = std::chrono::steady_clock::now();
+        const auto out = compactor.compact_day(day);
+        const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        if (out.status == CompactionOutcome::Status::compacted) {
+          spdlog::info("compacted {}: {} rows into compact rows ({} checks that day) in {:.1f} s", iso_date(day),
+                       out.rows_read, out.checks_in_day, took);
+        } else if (out.status == CompactionOutcome::Status::busy) {
+          spdlog::info("compaction: another compaction is running; next pass later");
+          break;
+        } else if (out.status != CompactionOutcome::Status::nothing) {
+          spdlog::info("compaction of {}: {}", iso_date(day), to_string(out.status));
+        }
+      }
+    } catch (const std::exception& e) {
+      // The day stays as it was (the transaction rolled back); the next pass tries again.
+      spdlog::warn("compaction failed (postgresql {}): {}; next pass in 1 minute", redact_uri(postgres_.uri), e.what());
+      wait = 1min;
+    }
+  }
+}
+
+}  // namespace webmon::writer
