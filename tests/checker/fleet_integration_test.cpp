@@ -5,14 +5,19 @@
 // killed or stopped hands its shards over within the bounds of the issue (session timeout + 2
 // intervals after SIGKILL, 2 intervals + 5 s after SIGTERM), a static member restarted within the
 // session timeout gets its own shards back and nothing moves, and two locations each probe every
-// due time once.
+// due time once (on the topic, in check_results through the real writer, and in `webmon stats`).
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <iostream>
 #include <thread>
 
+#include <boost/json.hpp>
+
 #include "fleet_support.hpp"
+#include "support/database.hpp"
 #include "support/http_site.hpp"
+#include "support/process.hpp"
 #include "support/stack.hpp"
 
 namespace {
@@ -210,6 +215,14 @@ TEST(CheckerFleet, TwoLocationsOfTwoInstancesEachProbeEveryDueTimeOncePerLocatio
   const std::vector<Instance*> all{&e1, &e2, &w1, &w2};
   const std::map<std::string, std::string> location_of{
       {"east-1", east}, {"east-2", east}, {"west-1", west}, {"west-2", west}};
+  // The real writer stores what both locations send.
+  webmon::test::TestDatabase db;
+  const auto writer_config = dir.write("writer.yml", "kafka:\n  bootstrap_servers: \"" + webmon::test::kafka_bootstrap() +
+                                                         "\"\n  topic: " + fc.topic + "\n  topic_partitions: 3\n"
+                                                         "postgres:\n  uri: \"" + db.uri() + "\"\n"
+                                                         "writer:\n  group_id: " + webmon::test::unique_name("fleet-writer") +
+                                                         "\n  batch_max_ms: 200\n");
+  webmon::test::ChildProcess writer({WEBMON_WRITER_BIN, "--config", writer_config.string()}, dir.path() / "writer.log");
   for (auto* i : all) i->start();
   ASSERT_TRUE(wait_settled({&e1, &e2}, kShards, 180s)) << logs(all);
   ASSERT_TRUE(wait_settled({&w1, &w2}, kShards, 180s)) << logs(all);
@@ -221,9 +234,11 @@ TEST(CheckerFleet, TwoLocationsOfTwoInstancesEachProbeEveryDueTimeOncePerLocatio
   for (auto* i : all) EXPECT_EQ(i->stop(), std::optional<int>(0)) << i->log();
 
   std::map<std::string, std::map<std::string, std::vector<std::int64_t>>> per_location;
-  std::size_t with_field = 0;
+  std::map<std::string, std::size_t> on_topic;  // results per location
+  std::size_t with_field = 0, total = 0;
   for (const auto& [name, rs] : results_by_target(fc.topic, 2 * 60 * 20)) {
     for (const auto& r : rs) {
+      ++total;
       ASSERT_TRUE(location_of.count(r.checker)) << "a result from " << r.checker;
       const auto& loc = location_of.at(r.checker);
       if (r.location) {  // the v1 message carries checker.location (additive field)
@@ -231,6 +246,7 @@ TEST(CheckerFleet, TwoLocationsOfTwoInstancesEachProbeEveryDueTimeOncePerLocatio
         ++with_field;
       }
       per_location[loc][name].push_back(r.scheduled_ms);
+      ++on_topic[loc];
     }
   }
   ASSERT_EQ(per_location.size(), 2u);
@@ -240,6 +256,44 @@ TEST(CheckerFleet, TwoLocationsOfTwoInstancesEachProbeEveryDueTimeOncePerLocatio
     EXPECT_TRUE(all_duplicates(series).empty()) << loc << "\n" << first_few(all_duplicates(series));
   }
   std::cout << "[fleet] two locations: " << with_field << " results carried the location field\n";
+
+  // check_results: every result of the topic, each location's due times once each.
+  ASSERT_TRUE(webmon::test::eventually(
+      [&] { return std::stoul(db.scalar("SELECT count(*) FROM check_results")) >= total; }, 120s))
+      << writer.log();
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM check_results"), std::to_string(total));
+  for (const auto& loc : {east, west}) {
+    EXPECT_EQ(db.scalar("SELECT count(*) FROM check_results WHERE location = '" + loc + "'"),
+              std::to_string(on_topic[loc]));
+    EXPECT_EQ(db.scalar("SELECT count(DISTINCT target) FROM check_results WHERE location = '" + loc + "'"), "60");
+  }
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM (SELECT 1 FROM check_results GROUP BY target, scheduled_at, location "
+                      "HAVING count(*) > 1) twice"),
+            "0");
+  // webmon stats: one row per target and location; --location keeps one of them.
+  namespace json = boost::json;
+  const auto stats = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{WEBMON_CLI_BIN, "stats", "--config", writer_config.string(), "--since", "1h",
+                                  "--format", "json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const auto [rc, out] = webmon::test::run_command(argv);
+    EXPECT_EQ(rc, 0) << out;
+    return json::parse(out.substr(out.find('{'))).at("stats").as_array();
+  };
+  const auto both = stats({});
+  EXPECT_EQ(both.size(), 120u) << json::serialize(both);
+  for (const auto& loc : {east, west}) {
+    const auto one = stats({"--location", loc});
+    EXPECT_EQ(one.size(), 60u) << json::serialize(one);
+    std::int64_t checks = 0;
+    for (const auto& row : one) {
+      EXPECT_EQ(row.at("location"), json::value(loc)) << json::serialize(row);
+      checks += row.at("checks").to_number<std::int64_t>();
+    }
+    EXPECT_EQ(checks, static_cast<std::int64_t>(on_topic[loc])) << loc;
+  }
+  writer.signal(SIGTERM);
+  EXPECT_EQ(writer.wait_for_exit(60s), std::optional<int>(0)) << writer.log();
 }
 
 }  // namespace
