@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -226,6 +227,24 @@ TEST_F(ProbeTest, PostSendsBodyAndHeaders) {
   EXPECT_EQ(requests[0].header("Connection"), "close");         // except this one
 }
 
+TEST_F(ProbeTest, HeadersGoInTheOrderWrittenAndHostCanBeOverridden) {
+  TestServer server(io_, respond_with(http_response(200, "ok")));
+  auto target = make_target(server.url("/"));
+  target->headers = {{"X-Zulu", "first"}, {"Host", "status.example.test"}, {"X-Alpha", "second"}};
+  const CheckResult r = probe(target);
+  EXPECT_TRUE(r.ok) << r.error_detail;
+
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].header("Host"), "status.example.test");
+  std::vector<std::string> names;
+  for (const auto& [name, value] : requests[0].headers) names.push_back(name);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "Host"), 1) << "one Host header, the target's";
+  const auto at = [&](const std::string& name) { return std::find(names.begin(), names.end(), name) - names.begin(); };
+  EXPECT_LT(at("X-Zulu"), at("Host"));
+  EXPECT_LT(at("Host"), at("X-Alpha"));
+}
+
 TEST_F(ProbeTest, ChunkedBodyIsCountedDecoded) {
   TestServer server(io_, respond_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                                       "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"));
@@ -287,6 +306,17 @@ TEST_F(ProbeTest, RedirectNotFollowedIsTheFinalStatus) {
   EXPECT_EQ(r.redirects, 0);
   EXPECT_FALSE(r.ok);  // 301 is outside the default 200-299
   EXPECT_EQ(r.body_bytes, 5u);
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(ProbeTest, RedirectToAnUnusableLocationIsAProtocolError) {
+  TestServer server(io_, respond_with(http_response(302, "", {{"Location", "ftp://files.example.test/x"}})));
+  const CheckResult r = probe(make_target(server.url("/old")));
+  EXPECT_EQ(r.error, ErrorClass::protocol);
+  EXPECT_THAT(r.error_detail, HasSubstr("redirect 302 to unusable Location 'ftp://files.example.test/x'"));
+  EXPECT_EQ(r.http_status, 302);
+  EXPECT_EQ(r.redirects, 0);
+  EXPECT_FALSE(r.ok);
   EXPECT_EQ(server.requests().size(), 1u);
 }
 
@@ -614,6 +644,24 @@ TEST_F(TlsProbeTest, ExpiredCertificateIsATlsErrorThatStillReportsTheExpiry) {
   EXPECT_THAT(r.error_detail, HasSubstr("expired"));
   EXPECT_EQ(r.tls_cert_not_after, spec.not_after);
   EXPECT_FALSE(r.ok);
+}
+
+TEST_F(TlsProbeTest, TlsVerifyFalseAcceptsAnExpiredOrMismatchedCertificate) {
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const test::LeafSpec expired{{"localhost"}, {"127.0.0.1"}, now - std::chrono::days(10), now - std::chrono::days(1)};
+  const test::LeafSpec mismatched = test::valid_leaf({"other.example"}, {"10.1.2.3"});
+  for (const auto& spec : {expired, mismatched}) {
+    TestServer server(io_, respond_with(http_response(200, "hi")), test::server_context(ca_.issue(spec)));
+    auto target = tls_target(server);
+    CheckResult r = probe(target);
+    EXPECT_EQ(r.error, ErrorClass::tls) << "verified, it is refused";
+    target->tls_verify = false;
+    r = probe(target);
+    EXPECT_TRUE(r.ok) << r.error_detail;
+    EXPECT_EQ(r.http_status, 200);
+    EXPECT_EQ(r.tls_cert_not_after, spec.not_after) << "the expiry is still reported";
+    EXPECT_EQ(server.requests().size(), 1u);
+  }
 }
 
 TEST_F(TlsProbeTest, PlainHttpServerOnAnHttpsUrlIsATlsError) {
