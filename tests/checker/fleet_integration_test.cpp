@@ -139,9 +139,9 @@ TEST(CheckerFleet, ThreeInstancesProbeEveryDueTimeOnceAndTakeOverFromAKilledAndA
                    {{"SIGKILL", t_kill, t_kill, kSessionMs + 2 * kInterval}, {"SIGTERM", t_term, t_term, 2 * kInterval + 5000}});
   expect_clean(check, "three instances, one killed, one stopped");
   EXPECT_GE(check.results, 300u * 60) << "60 s of results for 300 targets";
-  // Every target of the killed and of the stopped instance had a gap over its event.
+  // The killed instance's targets (about a third) each missed the session's worth of due times.
+  // (After SIGTERM the takeover is quick enough that many of the stopped one's targets miss none.)
   EXPECT_GE(check.gaps.at("SIGKILL").size(), 50u);
-  EXPECT_GE(check.gaps.at("SIGTERM").size(), 50u);
   std::cout << "[fleet] session.timeout.ms " << kSessionMs << ", interval 1 s: gap after SIGKILL "
             << gap_summary(check.gaps.at("SIGKILL")) << "; after SIGTERM " << gap_summary(check.gaps.at("SIGTERM"))
             << "\n";
