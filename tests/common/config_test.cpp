@@ -249,7 +249,7 @@ TEST(ConfigErrors, EmptyFileAndWrongTopLevel) {
 
 TEST(ConfigErrors, UnknownKeysSayWhichAreAllowed) {
   expect_one_error(base_plus("kafkaa: {}\n"), 9, 1, "kafkaa",
-                   "unknown key \"kafkaa\" (allowed: kafka, postgres, targets, checker, writer, log_format)");
+                   "unknown key \"kafkaa\" (allowed: kafka, postgres, targets, checker, writer, incidents, log_format)");
   expect_one_error(base_plus("    intervall: 5\n"), 9, 5, "targets[0].intervall",
                    "unknown key \"intervall\" (allowed: name, target, url, check_interval_seconds, timeout_seconds, "
                    "regexp, method, headers, body, valid_status_codes, follow_redirects, max_redirects, ip_family, "
