@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
+#include "text_table.hpp"
+
 namespace webmon::cli {
 
 std::vector<Incident> query_incidents(pqxx::connection_base& conn, const IncidentsQuery& query) {
@@ -46,18 +48,6 @@ ORDER BY started_at, target, location NULLS FIRST
 }
 
 namespace {
-
-std::string one_line(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return s;
-}
-
-std::string json_string(const std::optional<std::string>& v) {
-  if (!v) return "null";
-  return boost::json::serialize(boost::json::string(*v));
-}
 
 // 90 -> "1m30s", 3725 -> "1h2m5s", 0.5 -> "0.5s".
 std::string duration_cell(double s) {
@@ -101,24 +91,7 @@ std::string format_incidents_table(const std::vector<Incident>& incidents) {
                     std::to_string(i.checks_failed), error_cell(i)});
     if (locations) rows.back().push_back(i.location ? one_line(*i.location) : "-");
   }
-  std::vector<std::size_t> width(header.size(), 0);
-  for (const auto& r : rows) {
-    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < r.size(); ++c) {
-      if (c > 0) line += "  ";
-      const std::size_t pad = width[c] - r[c].size();
-      if (right[c]) line.append(pad, ' ');
-      line += r[c];
-      if (!right[c] && c + 1 < r.size()) line.append(pad, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
-  return out;
+  return render_table(rows, right);
 }
 
 std::string format_incidents_json(const std::vector<Incident>& incidents) {

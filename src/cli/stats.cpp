@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
+#include "text_table.hpp"
+
 namespace webmon::cli {
 
 std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
@@ -90,22 +92,9 @@ namespace {
 
 std::string seconds_cell(const std::optional<double>& v) { return v ? fmt::format("{:.3f}s", *v) : "-"; }
 
-// One line per cell: a newline or tab in an error detail would break the columns.
-std::string one_line(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return s;
-}
-
 std::string json_number(const std::optional<double>& v) {
   if (!v || !std::isfinite(*v)) return "null";
   return fmt::format("{}", *v);  // shortest round-trip form, e.g. 0.123
-}
-
-std::string json_string(const std::optional<std::string>& v) {
-  if (!v) return "null";
-  return boost::json::serialize(boost::json::string(*v));
 }
 
 // Whether the location column is shown: only when some row has one.
@@ -134,26 +123,7 @@ std::string format_table(const std::vector<TargetStats>& stats) {
                     s.last_error ? one_line(*s.last_error) : "-"});
     if (locations) rows.back().push_back(s.location ? one_line(*s.location) : "-");
   }
-  std::vector<std::size_t> width(header.size(), 0);
-  for (const auto& r : rows) {
-    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < r.size(); ++c) {
-      if (c > 0) line += "  ";
-      const bool last = c + 1 == r.size();
-      const std::size_t pad = width[c] - r[c].size();
-      if (right[c]) line.append(pad, ' ');
-      line += r[c];
-      if (!right[c] && !last) line.append(pad, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line;
-    out += '\n';
-  }
-  return out;
+  return render_table(rows, right);
 }
 
 std::string format_json(const std::vector<TargetStats>& stats) {
