@@ -87,6 +87,7 @@ TEST(CheckerFleetFault, KafkaRestartedUnderTheGroup) {
                                   {{"Kafka restart", t_down, t_regrouped, outage + 2 * kInterval}});
   EXPECT_TRUE(check.off_grid.empty()) << first_few(check.off_grid);
   EXPECT_TRUE(check.unexplained.empty()) << first_few(check.unexplained);
+  EXPECT_TRUE(check.skipped_gaps.empty()) << first_few(check.skipped_gaps);
   EXPECT_TRUE(check.missing.empty()) << first_few(check.missing);
   std::size_t while_regrouping = 0;
   std::vector<std::pair<std::string, std::int64_t>> after;

@@ -175,8 +175,9 @@ SeriesCheck check_series(const std::map<std::string, std::vector<std::int64_t>>&
         if (ts[i - 1] <= e.to_ms && ts[i] >= e.from_ms) by = &e;
       }
       if (!by) {
-        c.unexplained.push_back(name + ": " + std::to_string(step) + " ms after " + std::to_string(ts[i - 1]) +
-                                " with no event in between");
+        c.skipped_gaps.push_back(name + ": " + std::to_string(step) + " ms after " + std::to_string(ts[i - 1]) +
+                                 " with no event in between");
+        c.skipped_slots += step / interval_ms - 1;
       } else {
         longest[by->name] = std::max(longest[by->name], step);
         if (step > by->bound_ms) {

@@ -88,7 +88,12 @@ struct Event {
 struct SeriesCheck {
   std::vector<std::pair<std::string, std::int64_t>> duplicates;  // (target, scheduled_at ms) seen twice
   std::vector<std::string> off_grid;       // a step that is not a multiple of the interval
-  std::vector<std::string> unexplained;    // a gap no event explains, or beyond its bound
+  std::vector<std::string> unexplained;    // a gap beyond the bound of the event it spans
+  // Gaps that no event explains: due times no instance reported. A checker starved of the CPU for
+  // more than an interval (a loaded machine, the sanitizers) skips the due times it fell behind
+  // and counts them in webmon_checker_probes_skipped_total; a test holds these against that count.
+  std::vector<std::string> skipped_gaps;
+  std::int64_t skipped_slots = 0;          // due times missing in skipped_gaps
   std::vector<std::string> missing;        // a target with no result early or late in the window
   std::map<std::string, std::vector<std::int64_t>> gaps;  // per event: each target's longest step over it
   std::size_t results = 0;
