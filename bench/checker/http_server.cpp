@@ -1,7 +1,10 @@
 // webmon-bench-http-server: the local site bench/checker probes. It answers every request with the
 // same tiny 200 and `Connection: close`, as cheaply as it can, so the figures measure the prober.
 //
-//   webmon-bench-http-server [--address A]... [--port P] [--threads T]
+//   webmon-bench-http-server [--address A]... [--port P] [--threads T] [--tls-cert PEM --tls-key PEM]
+//
+// With --tls-cert and --tls-key it speaks HTTPS instead (a full handshake per connection: no
+// session tickets or cache, so every probe pays what a new visitor pays), then sends close_notify.
 //
 // Listens on each loopback address given (default 127.0.0.1), on port P (default 0: the first
 // address gets a free port and the others try the same one), prints one `listening A:P` line per
@@ -14,10 +17,13 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -26,6 +32,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -69,6 +77,25 @@ asio::awaitable<void> serve(tcp::socket socket) {
   socket.close(ignored);
 }
 
+// The same over TLS; the reply is followed by close_notify (both ways, as a careful server does).
+asio::awaitable<void> serve_tls(tcp::socket socket, asio::ssl::context& tls) {
+  asio::ssl::stream<tcp::socket> stream(std::move(socket), tls);
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+  if (hec) co_return;
+  asio::streambuf head(kMaxRequestHead);
+  auto [ec, n] = co_await asio::async_read_until(stream, head, "\r\n\r\n", kTuple);
+  if (ec) co_return;
+  const bool is_head = n >= 5 && std::string_view(static_cast<const char*>(head.data().data()), 5) == "HEAD ";
+  const std::string_view reply = is_head ? kHead : kResponse;
+  auto [wec, written] = co_await asio::async_write(stream, asio::buffer(reply.data(), reply.size()), kTuple);
+  if (!wec) served.fetch_add(1, std::memory_order_relaxed);
+  co_await stream.async_shutdown(kTuple);
+  boost::system::error_code ignored;
+  stream.next_layer().close(ignored);
+}
+
+asio::ssl::context* tls_context = nullptr;  // --tls-cert/--tls-key: HTTPS
+
 asio::awaitable<void> accept_loop(tcp::acceptor acceptor) {
   auto executor = co_await asio::this_coro::executor;
   for (;;) {
@@ -81,7 +108,11 @@ asio::awaitable<void> accept_loop(tcp::acceptor acceptor) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(executor, serve(std::move(socket)), asio::detached);
+    if (tls_context != nullptr) {
+      asio::co_spawn(executor, serve_tls(std::move(socket), *tls_context), asio::detached);
+    } else {
+      asio::co_spawn(executor, serve(std::move(socket)), asio::detached);
+    }
   }
 }
 
@@ -104,7 +135,8 @@ void raise_fd_limit() {
 }
 
 int usage() {
-  std::cerr << "usage: webmon-bench-http-server [--address A]... [--port P] [--threads T]\n";
+  std::cerr << "usage: webmon-bench-http-server [--address A]... [--port P] [--threads T] "
+               "[--tls-cert PEM --tls-key PEM]\n";
   return 2;
 }
 
@@ -119,6 +151,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> addresses;
   unsigned port = 0;
   unsigned threads = 1;
+  std::string tls_cert, tls_key;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (i + 1 >= argc) return usage();
@@ -127,6 +160,10 @@ int main(int argc, char** argv) {
       addresses.emplace_back(value);
     } else if (arg == "--port") {
       if (!parse_uint(value, port) || port > 65535) return usage();
+    } else if (arg == "--tls-cert") {
+      tls_cert = value;
+    } else if (arg == "--tls-key") {
+      tls_key = value;
     } else if (arg == "--threads") {
       if (!parse_uint(value, threads) || threads == 0) return usage();
     } else {
@@ -134,9 +171,21 @@ int main(int argc, char** argv) {
     }
   }
   if (addresses.empty()) addresses.emplace_back("127.0.0.1");
+  if (tls_cert.empty() != tls_key.empty()) return usage();
 
   try {
     raise_fd_limit();
+    std::optional<asio::ssl::context> tls;
+    if (!tls_cert.empty()) {
+      tls.emplace(asio::ssl::context::tls_server);
+      tls->use_certificate_chain_file(tls_cert);
+      tls->use_private_key_file(tls_key, asio::ssl::context::pem);
+      // No resumption: each connection is a full handshake, as a new visitor's is.
+      SSL_CTX_set_session_cache_mode(tls->native_handle(), SSL_SESS_CACHE_OFF);
+      SSL_CTX_set_options(tls->native_handle(), SSL_OP_NO_TICKET);
+      SSL_CTX_set_num_tickets(tls->native_handle(), 0);
+      tls_context = &*tls;
+    }
     asio::io_context io(static_cast<int>(threads));
     for (const auto& text : addresses) {
       const auto address = asio::ip::make_address(text);
