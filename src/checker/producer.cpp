@@ -38,7 +38,10 @@ Producer::~Producer() {
 void Producer::start() { poller_ = std::thread([this] { poll_loop(); }); }
 
 bool Producer::publish(const CheckResult& r) {
-  const std::string value = encode_check_result(r);
+  // One buffer per calling thread, reused: librdkafka copies the value (F_COPY, into the same
+  // allocation as its message) before produceva returns, so this is the one copy.
+  thread_local std::string value;
+  encode_check_result(r, value);
   kafka::HeadersPtr headers(rd_kafka_headers_new(1));
   rd_kafka_header_add(headers.get(), kSchemaHeaderName.data(), static_cast<ssize_t>(kSchemaHeaderName.size()),
                       kSchemaHeaderValue.data(), static_cast<ssize_t>(kSchemaHeaderValue.size()));

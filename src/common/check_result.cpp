@@ -127,11 +127,22 @@ constexpr bool closes_object(std::size_t i) {
 // kcat should not have to decode. Doubles use std::to_chars (shortest text that reads back
 // exactly); strings are escaped and made valid UTF-8 (error details may quote a server's bytes).
 
+// Bytes written as they are: printable ASCII but the quote and the backslash.
+constexpr bool plain_byte(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+
 void append_utf8_escaped(std::string& out, std::string_view s) {
   out += '"';
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
+    // A run of plain bytes (names, URLs, addresses: usually the whole string) in one append.
+    const auto* run = p;
+    while (run < end && plain_byte(*run)) ++run;
+    if (run != p) {
+      out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(run - p));
+      p = run;
+      continue;
+    }
     const unsigned char c = *p;
     if (c < 0x80) {
       switch (c) {
@@ -640,11 +651,16 @@ std::optional<ErrorClass> error_class_from_string(std::string_view s) {
 
 std::string encode_check_result(const CheckResult& r) {
   std::string out;
+  encode_check_result(r, out);
+  return out;
+}
+
+void encode_check_result(const CheckResult& r, std::string& out) {
+  out.clear();
   out.reserve(512 + r.target.size() + r.url.size() + r.error_detail.size() + r.location.size());
   out += '{';
   v1::for_each_field([&](auto i) { encode_field<i>(out, r); });
   out += '}';
-  return out;
 }
 
 std::variant<CheckResult, DecodeError> decode_check_result(std::string_view text, std::size_t max_bytes) {

@@ -245,6 +245,46 @@ TEST_F(ProbeTest, HeadersGoInTheOrderWrittenAndHostCanBeOverridden) {
   EXPECT_LT(at("Host"), at("X-Alpha"));
 }
 
+// The fields in the order and with the framing Beast gives the message (the probe writes this
+// plain case itself): its own three, the target's in file order, Connection, then the length.
+TEST_F(ProbeTest, TargetHeadersAndBodyGoOutInBeastsOrderWithTheLength) {
+  TestServer server(io_, respond_with(http_response(200, "ok")));
+  auto target = make_target(server.url("/submit?x=1"));
+  target->method = HttpMethod::post;
+  target->body = "a=1&b=2";
+  target->headers = {{"X-Zulu", "first"}, {"content-type", "application/x-www-form-urlencoded"}, {"X-Alpha", ""}};
+  auto get = make_target(server.url("/plain"));
+  get->headers = {{"X-Only", "one"}};
+  const CheckResult r = probe(target);
+  EXPECT_TRUE(r.ok) << r.error_detail;
+  const CheckResult g = probe(get);
+  EXPECT_TRUE(g.ok) << g.error_detail;
+
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const std::string host = "127.0.0.1:" + std::to_string(server.port());
+  const std::string agent = "webmon/" + std::string(webmon::version());
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[0].target, "/submit?x=1");
+  EXPECT_EQ(requests[0].headers, (Fields{{"Host", host},
+                                         {"User-Agent", agent},
+                                         {"Accept", "*/*"},
+                                         {"X-Zulu", "first"},
+                                         {"content-type", "application/x-www-form-urlencoded"},
+                                         {"X-Alpha", ""},
+                                         {"Connection", "close"},
+                                         {"Content-Length", "7"}}));
+  EXPECT_EQ(requests[0].body, "a=1&b=2");
+  EXPECT_EQ(requests[1].method, "GET");
+  EXPECT_EQ(requests[1].headers, (Fields{{"Host", host},
+                                         {"User-Agent", agent},
+                                         {"Accept", "*/*"},
+                                         {"X-Only", "one"},
+                                         {"Connection", "close"}}));
+  EXPECT_EQ(requests[1].body, "");
+}
+
 TEST_F(ProbeTest, ChunkedBodyIsCountedDecoded) {
   TestServer server(io_, respond_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                                       "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"));

@@ -85,6 +85,8 @@ struct CheckResult {
 
 // The JSON value of a v1 message.
 std::string encode_check_result(const CheckResult& r);
+// The same into `out` (replacing what it held), so that a caller can reuse one buffer.
+void encode_check_result(const CheckResult& r, std::string& out);
 
 // Why a message could not be decoded; it goes to dead_letters with this reason.
 struct DecodeError {
