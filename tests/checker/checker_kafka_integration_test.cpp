@@ -210,11 +210,35 @@ TEST(CheckerKafkaIntegration, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors
   EXPECT_NE(metrics.find("webmon_checker_config_reloads_total{result=\"failed\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("webmon_checker_config_reloads_total{result=\"ok\"} 1"), std::string::npos) << metrics;
 
+  // A valid file that removes "first" and points "second" at another URL: once the reload is
+  // logged, no probe of "first" is scheduled any more, and "second" probes the new URL.
+  dir.write("config.yml", config_text(topic, target_yaml("second", site.url("/second-moved")), metrics_port));
+  checker.signal(SIGHUP);
+  ASSERT_TRUE(webmon::test::eventually(
+      [&] { return checker.log().find("(0 added, 1 changed, 1 removed)") != std::string::npos; }, 30s))
+      << checker.log();
+  const auto reloaded_at = std::chrono::system_clock::now();
+  ASSERT_TRUE(webmon::test::eventually([&] { return site.hits("/second-moved") >= 2; }, 30s)) << checker.log();
+
   checker.signal(SIGTERM);
   EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
   const auto msgs = by_target(webmon::test::read_topic(topic, 4));
   ASSERT_TRUE(msgs.count("first") && msgs.count("second"));
-  expect_one_message_per_due_probe(msgs.at("first"), "first");  // the reloads did not disturb it
+  expect_one_message_per_due_probe(msgs.at("first"), "first");  // the reloads before did not disturb it
+  for (const auto& m : msgs.at("first")) {
+    const auto at = webmon::parse_rfc3339(json::value_to<std::string>(m.body.at("scheduled_at")));
+    ASSERT_TRUE(at);
+    EXPECT_LT(*at, reloaded_at) << "a probe of the removed target scheduled after the reload: " << m.record.value;
+  }
+  std::size_t moved = 0;
+  for (const auto& m : msgs.at("second")) {
+    const auto url = json::value_to<std::string>(m.body.at("url"));
+    const auto at = webmon::parse_rfc3339(json::value_to<std::string>(m.body.at("scheduled_at")));
+    ASSERT_TRUE(at);
+    if (url == site.url("/second-moved")) ++moved;
+    else EXPECT_LT(*at, reloaded_at) << "the changed target probed its old URL after the reload: " << m.record.value;
+  }
+  EXPECT_GE(moved, 2u);
 }
 
 TEST(CheckerCommandLine, CheckConfigExitsZeroForValidAndTwoForInvalid) {

@@ -594,6 +594,40 @@ TEST(ConfigFiles, RelativePathsResolveAgainstTheConfigDirectory) {
   EXPECT_EQ(r.config->source, file);
 }
 
+// Run from one directory with the config file in another (a systemd unit's WorkingDirectory=, or
+// `webmon-checker --config /etc/webmon/config.yml` from a shell): a relative path is looked for in
+// the working directory first, then beside the config file, and a missing one names both places.
+TEST(ConfigFiles, RelativePathsTryTheWorkingDirectoryFirstAndAMissingFileNamesBothPlaces) {
+  test::TempDir cwd_dir, config_dir;
+  struct RestoreCwd {
+    std::filesystem::path before = std::filesystem::current_path();
+    ~RestoreCwd() { std::filesystem::current_path(before); }
+  } restore;
+  std::filesystem::current_path(cwd_dir.path());
+  const auto in_cwd = cwd_dir.write("ca.pem", "the working directory's");
+  config_dir.write("ca.pem", "the config directory's");
+  const auto file = config_dir.write("config.yml", base_plus("    ca_file: ca.pem\n"));
+  auto r = load_config(file, Component::checker, env_of({}));
+  ASSERT_TRUE(r.ok()) << all(r);
+  EXPECT_EQ(r.config->targets.at(0).ca_file, in_cwd.lexically_normal().string());
+
+  std::filesystem::remove(in_cwd);
+  r = load_config(file, Component::checker, env_of({}));
+  ASSERT_TRUE(r.ok()) << all(r);
+  EXPECT_EQ(r.config->targets.at(0).ca_file, (config_dir.path() / "ca.pem").lexically_normal().string());
+
+  std::filesystem::remove(config_dir.path() / "ca.pem");
+  r = load_config(file, Component::checker, env_of({}));
+  ASSERT_EQ(r.errors.size(), 1u) << all(r);
+  const auto& e = r.errors[0];
+  EXPECT_EQ(e.key, "targets[0].ca_file");
+  EXPECT_EQ(e.line, 9);
+  EXPECT_EQ(e.column, 14);
+  EXPECT_THAT(e.message, HasSubstr("file not found: \"ca.pem\""));
+  EXPECT_THAT(e.message, HasSubstr("looked for " + (cwd_dir.path() / "ca.pem").lexically_normal().string() + ", " +
+                                   (config_dir.path() / "ca.pem").lexically_normal().string()));
+}
+
 TEST(ConfigFiles, KafkaSslDefaultsLikeTheEarlierTool) {
   test::TempDir dir;
   const auto yaml = "kafka:\n  bootstrap_servers: h:1\n  security_protocol: ssl\ntargets: []\n";

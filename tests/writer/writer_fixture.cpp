@@ -72,6 +72,26 @@ void Producer::create_topic(const std::string& topic, int partitions) {
   kafka::ensure_topic(rk_.get(), topic, partitions, 30000);
 }
 
+void Producer::delete_records_before(const std::string& topic, std::int32_t partition, std::int64_t before) {
+  kafka::TopicPartitionListPtr offsets(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(offsets.get(), topic.c_str(), partition)->offset = before;
+  rd_kafka_DeleteRecords_t* request = rd_kafka_DeleteRecords_new(offsets.get());
+  kafka::QueuePtr queue(rd_kafka_queue_new(rk_.get()));
+  rd_kafka_DeleteRecords(rk_.get(), &request, 1, nullptr, queue.get());
+  rd_kafka_DeleteRecords_destroy(request);
+  kafka::EventPtr event(rd_kafka_queue_poll(queue.get(), 60000));
+  if (!event) throw std::runtime_error("DeleteRecords: no answer within 60 s");
+  if (rd_kafka_event_error(event.get())) {
+    throw std::runtime_error(std::string("DeleteRecords: ") + rd_kafka_event_error_string(event.get()));
+  }
+  const auto* result = rd_kafka_event_DeleteRecords_result(event.get());
+  const auto* done = result ? rd_kafka_DeleteRecords_result_offsets(result) : nullptr;
+  if (!done || done->cnt != 1) throw std::runtime_error("DeleteRecords: no result for the partition");
+  if (done->elems[0].err) {
+    throw std::runtime_error(std::string("DeleteRecords: ") + rd_kafka_err2str(done->elems[0].err));
+  }
+}
+
 void Producer::produce(const std::string& topic, const std::optional<std::string>& key,
                        const std::optional<std::string>& value, bool header, std::int32_t partition) {
   // rd_kafka_produceva: the same as rd_kafka_producev without its macros' C casts.

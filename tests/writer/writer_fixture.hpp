@@ -38,6 +38,9 @@ class Producer {
   void produce(const std::string& topic, const std::optional<std::string>& key,
                const std::optional<std::string>& value, bool header = true, std::int32_t partition = -1);
   void flush();  // every message delivered (throws on a delivery error)
+  // Moves the partition's log start offset to `before` with the admin API's DeleteRecords, as
+  // retention moves it: the messages before it are gone (throws if the broker refuses).
+  void delete_records_before(const std::string& topic, std::int32_t partition, std::int64_t before);
 
  private:
   kafka::HandlePtr rk_;

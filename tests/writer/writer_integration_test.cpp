@@ -106,6 +106,42 @@ TEST(WriterWithKafkaAndPostgres, RowsInCheckResultsMatchWhatWasSent) {
   EXPECT_EQ(nt.exec("SELECT sum(next_offset) FROM ingest_offsets")[0][0].as<int>(), kMessages + 2);
 }
 
+// Kafka's retention overtaking a stopped writer (operations.md, "Retention"): the messages before
+// the log's new start are gone (here deleted with the admin API's DeleteRecords, which moves the
+// log start offset as retention does). The restarted writer logs the gap, counts it in
+// offset_gaps_total, and writes what Kafka still holds, once.
+TEST(WriterWithKafkaAndPostgres, RetentionOvertakingAStoppedWriterIsLoggedAndCounted) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
+  const auto group = unique_name("wt_group");
+  Producer producer;
+  producer.create_topic(topic, 1);
+  for (int i = 0; i < 50; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+  {
+    Writer writer(dir.path(), "first", topic, group, db.uri());
+    ASSERT_TRUE(eventually([&] { return counts(db).rows == 50; }, 120s)) << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  for (int i = 50; i < 100; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+  producer.delete_records_before(topic, 0, 90);  // offsets 50-89 are gone before the writer read them
+
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  Writer writer(dir.path(), "second", topic, group, db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == 60; }, 120s)) << writer.log();
+  EXPECT_TRUE(eventually(
+      [&] { return webmon::test::scrape_metric(options.metrics_port, "webmon_writer_offset_gaps_total") == 1.0; }, 30s))
+      << writer.log();
+  EXPECT_NE(writer.log().find("partition 0: expected offset 50, got 90"), std::string::npos) << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+  EXPECT_EQ(counts(db).rows, 60);
+  EXPECT_EQ(db.scalar("SELECT sum(next_offset) FROM ingest_offsets"), "100");
+}
+
 TEST(WriterWithKafkaAndPostgres, RestartResumesFromStoredOffsets) {
   TestDatabase db;
   TempDir dir;
@@ -400,6 +436,9 @@ TEST(WriterWithKafka, NotReadyWhilePostgresIsUnreachableAndStillStopsCleanly) {
       << writer.log();
   EXPECT_EQ(http_get(options.metrics_port, "/readyz").first, "503");  // answered: not ready (not just "no answer")
   EXPECT_TRUE(eventually([&] { return writer.log().find("retrying") != std::string::npos; }, 30s)) << writer.log();
+  // What an alert on `webmon_writer_postgres_up == 0` (docs/operations.md) reads.
+  EXPECT_EQ(webmon::test::scrape_metric(options.metrics_port, "webmon_writer_postgres_up"), std::optional<double>(0))
+      << writer.log();
   EXPECT_EQ(writer.log().find(":webmon@"), std::string::npos) << "the password is never logged\n" << writer.log();
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
