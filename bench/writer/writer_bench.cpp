@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -223,6 +224,23 @@ class BackendCpuWatch {
   std::thread thread_;
 };
 
+// The 1-minute load average (/proc/loadavg), for the record of the machine's state.
+double load_average() {
+  std::ifstream in("/proc/loadavg");
+  double v = 0;
+  in >> v;
+  return v;
+}
+
+std::string utc_now() {
+  const auto t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
 bool file_contains(const std::string& path, const std::string& text) {
   std::ifstream in(path);
   std::stringstream s;
@@ -239,8 +257,10 @@ int run(const Options& o) {
   const auto work = std::filesystem::temp_directory_path() / ("webmon-bench-writer-" + stamp);
   std::filesystem::create_directories(work);
 
-  std::cout << fmt::format("messages {}, partitions {}, batch_max_rows {}, targets {}\n", o.messages, o.partitions,
-                           o.batch_rows, o.targets);
+  const auto started_at = utc_now();
+  const double load_at_start = load_average();
+  std::cout << fmt::format("messages {}, partitions {}, batch_max_rows {}, targets {}; {}, load average {:.1f}\n",
+                           o.messages, o.partitions, o.batch_rows, o.targets, started_at, load_at_start);
 
   // 1. Preload the topic (not timed as part of the writer).
   auto producer = make_producer(o);
@@ -293,6 +313,7 @@ int run(const Options& o) {
         << "\"\n  batch_max_rows: " << o.batch_rows << "\n";
   }
   const auto log = (work / "writer.log").string();
+  const double load_at_writer = load_average();
   t = Clock::now();
   const pid_t writer = start_writer(config, log);
   PollingConnection progress(writer_uri);
@@ -351,6 +372,7 @@ int run(const Options& o) {
   const auto psql = fmt::format("psql -q -v ON_ERROR_STOP=1 '{}' -c \"\\copy checks ({}) FROM '{}'\"", copy_uri,
                                 columns, copy_file);
   BackendCpuWatch copy_backend(o, copy_db);
+  const double load_at_copy = load_average();
   t = Clock::now();
   if (std::system(psql.c_str()) != 0) throw std::runtime_error("psql COPY failed");
   const double copy_seconds = seconds_since(t);
@@ -370,8 +392,7 @@ int run(const Options& o) {
       const auto r = webmon::bench::make_check(i, o.targets);
       const auto& f = row.format(r, static_cast<int>(i % o.targets) + 1, 1);
       pqxx::work tx(c);
-      tx.exec_params(sql, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14],
-                     f[15], f[16], f[17], f[18], f[19], f[20]);
+      tx.exec_params(sql, pqxx::prepare::make_dynamic_params(f));  // every column (nullptr: NULL)
       tx.commit();
     }
   }
@@ -398,6 +419,18 @@ int run(const Options& o) {
       "172.8 M checks/month = {:.1f} GB/month\n",
       heap_bytes / static_cast<double>(rows), index_bytes / static_cast<double>(rows), per_row,
       per_row * 172.8e6 / 1e9);
+
+  // The summary: each way's rate against psql's COPY of the same rows in this run.
+  const double insert_rate = static_cast<double>(inserts) / insert_seconds;
+  std::cout << fmt::format("\nsummary ({}, load average {:.1f} at start, {:.1f} / {:.1f} as the writer / COPY began)\n",
+                           started_at, load_at_start, load_at_writer, load_at_copy);
+  std::cout << "| way | rows/s | against psql COPY | CPU per row (client / backend) |\n|---|---:|---:|---:|\n";
+  std::cout << fmt::format("| webmon-writer | {:.0f} | **{:.2f}** | {:.1f} / {:.1f} us |\n", writer_rate,
+                           writer_rate / copy_rate, writer_cpu * 1e6 / static_cast<double>(o.messages),
+                           writer_pg_cpu * 1e6 / static_cast<double>(o.messages));
+  std::cout << fmt::format("| psql COPY (text) | {:.0f} | 1.00 | - / {:.1f} us |\n", copy_rate,
+                           copy_pg_cpu * 1e6 / static_cast<double>(o.messages));
+  std::cout << fmt::format("| INSERT each | {:.0f} | {:.3f} | |\n", insert_rate, insert_rate / copy_rate);
 
   drop_database(o, writer_db);
   drop_database(o, copy_db);

@@ -114,6 +114,9 @@ void BatchBuilder::add(const InMessage& m, std::optional<std::int64_t> expected,
     batch_.topic = std::string(m.topic);
     batch_.rows.reserve(max_rows_);
     batch_.origins.reserve(max_rows_);
+    // The raw bytes of a batch are megabytes: grown by doubling they were copied about twice over
+    // (memmove was 5 % of the consumer thread, perf, issue 15); the last batch's size is the guess.
+    batch_.raw.reserve(raw_hint_);
   }
   auto [span, inserted] = batch_.partitions.try_emplace(m.partition);
   if (inserted) span->second.expected = expected;
@@ -150,6 +153,7 @@ std::optional<BatchBuilder::Clock::time_point> BatchBuilder::deadline() const {
 }
 
 Batch BatchBuilder::take() {
+  raw_hint_ = std::min<std::size_t>(batch_.raw.size() + batch_.raw.size() / 8, std::size_t{64} << 20);
   Batch out = std::move(batch_);
   batch_ = Batch{};
   first_at_.reset();

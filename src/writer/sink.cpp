@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
@@ -46,6 +47,116 @@ std::string iso_day(std::chrono::sys_days day) {
   return format_pg_timestamp(SysMillis(day)).substr(0, 10);
 }
 
+// Binary COPY goes out in chunks of this size: one PQputCopyData (one CopyData message) per
+// chunk instead of one per row.
+constexpr std::size_t kCopyChunk = 256 * 1024;
+
+// pqxx::connect_direct that remembers the libpq handle it made, so that COPY data can be sent with
+// PQputCopyData on the connection pqxx owns (libpqxx 6.4's stream_to speaks only text, and builds
+// and escapes each row through its own string concatenation).
+class HandlePolicy : public pqxx::connect_direct {
+ public:
+  using pqxx::connect_direct::connect_direct;
+  handle do_startconnect(handle orig) override { return handle_ = connect_direct::do_startconnect(orig); }
+  handle do_completeconnect(handle orig) override { return handle_ = connect_direct::do_completeconnect(orig); }
+  handle do_dropconnect(handle orig) noexcept override { return handle_ = connect_direct::do_dropconnect(orig); }
+  handle do_disconnect(handle orig) noexcept override { return handle_ = connect_direct::do_disconnect(orig); }
+  PGconn* pg() const { return handle_; }
+
+ private:
+  handle handle_ = nullptr;
+};
+
+}  // namespace
+
+// pqxx::connection with HandlePolicy in place of connect_direct (pqxx::basic_connection_base's own
+// two lines; that template keeps its policy private).
+class CopyConnection : public pqxx::connection_base {
+ public:
+  explicit CopyConnection(const std::string& options) : pqxx::connection_base(policy_), policy_(options) { init(); }
+  ~CopyConnection() noexcept { close(); }
+  CopyConnection(const CopyConnection&) = delete;
+  CopyConnection& operator=(const CopyConnection&) = delete;
+  PGconn* pg() const { return policy_.pg(); }
+
+ private:
+  HandlePolicy policy_;
+};
+
+namespace {
+
+// One COPY ... FROM STDIN inside the transaction `tx`, its data sent with PQputCopyData. A COPY
+// left open (an exception before complete()) is ended with an error, so the connection is back
+// in the failed transaction, which pqxx rolls back as usual.
+class CopyIn {
+ public:
+  CopyIn(pqxx::transaction_base& tx, const CopyConnection& conn, const std::string& command) : pg_(conn.pg()) {
+    if (!pg_) throw pqxx::broken_connection("no connection for COPY");
+    tx.exec(command);  // PGRES_COPY_IN
+    open_ = true;
+    buffer_.reserve(kCopyChunk + 4096);
+  }
+  ~CopyIn() {
+    if (!open_) return;
+    PQputCopyEnd(pg_, "webmon-writer: COPY abandoned");
+    std::string error;
+    std::string sqlstate;
+    drain(error, sqlstate);
+  }
+  CopyIn(const CopyIn&) = delete;
+  CopyIn& operator=(const CopyIn&) = delete;
+
+  std::string& buffer() { return buffer_; }
+  void flush_if_full() {
+    if (buffer_.size() >= kCopyChunk) flush();
+  }
+  // Sends the rest and ends the COPY; a row the server refused surfaces here as pqxx::sql_error
+  // with its SQLSTATE (as stream_to's complete() did), a lost connection as broken_connection.
+  void complete() {
+    flush();
+    open_ = false;
+    if (PQputCopyEnd(pg_, nullptr) != 1) lost();
+    std::string error;
+    std::string sqlstate;
+    drain(error, sqlstate);
+    if (error.empty()) return;
+    if (PQstatus(pg_) == CONNECTION_BAD || sqlstate.empty()) throw pqxx::broken_connection(error);
+    throw pqxx::sql_error(error, "COPY", sqlstate.c_str());
+  }
+
+ private:
+  void flush() {
+    if (buffer_.empty()) return;
+    if (PQputCopyData(pg_, buffer_.data(), static_cast<int>(buffer_.size())) != 1) lost();
+    buffer_.clear();
+  }
+  // The COPY's results up to the end; the first error's text and SQLSTATE. Still in COPY_IN (the
+  // end could not be sent) means the connection is unusable: libpq would answer COPY_IN forever.
+  void drain(std::string& error, std::string& sqlstate) {
+    while (PGresult* r = PQgetResult(pg_)) {
+      const auto status = PQresultStatus(r);
+      if (status != PGRES_COMMAND_OK && error.empty()) {
+        error = status == PGRES_COPY_IN ? std::string("COPY could not be ended: ") + PQerrorMessage(pg_)
+                                        : PQresultErrorMessage(r);
+        if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = s;
+      }
+      PQclear(r);
+      if (status == PGRES_COPY_IN) break;
+    }
+  }
+  [[noreturn]] void lost() { throw pqxx::broken_connection(std::string("COPY: ") + PQerrorMessage(pg_)); }
+
+  PGconn* pg_;
+  bool open_ = false;
+  std::string buffer_;
+};
+
+std::string copy_checks_command() {
+  std::string cols;
+  for (const char* c : kCheckColumns) cols += std::string(cols.empty() ? "" : ", ") + c;
+  return "COPY checks (" + cols + ") FROM STDIN (FORMAT binary)";
+}
+
 }  // namespace
 
 PgSink::PgSink(std::string conninfo, std::string group_id)
@@ -64,7 +175,7 @@ void PgSink::ping() {
 
 void PgSink::connect() {
   disconnect();
-  auto conn = std::make_unique<pqxx::connection>(conninfo_);
+  auto conn = std::make_unique<CopyConnection>(conninfo_);
   {
     std::lock_guard lock(socket_mutex_);
     socket_ = conn->sock();
@@ -220,8 +331,9 @@ PgSink::Result PgSink::write(const Batch& batch) {
   resolve_ids(tx, batch, new_targets, new_checkers, new_locations);
 
   if (!batch.rows.empty()) {
-    pqxx::stream_to copy(tx, "checks", std::vector<std::string>(kCheckColumns.begin(), kCheckColumns.end()));
-    CopyRow row;
+    static const std::string command = copy_checks_command();
+    CopyIn copy(tx, *conn_, command);
+    copy.buffer().append(kCopyBinaryHeader);
     for (const auto& r : batch.rows) {
       auto t = new_targets.find(r.target);
       const int target_id = t != new_targets.end() ? t->second.id : targets_.at(r.target).id;
@@ -232,8 +344,10 @@ PgSink::Result PgSink::write(const Batch& batch) {
         auto l = new_locations.find(r.location);
         location_id = l != new_locations.end() ? l->second : locations_.at(r.location);
       }
-      copy << row.format(r, target_id, checker_id, location_id);
+      append_copy_binary_row(copy.buffer(), r, target_id, checker_id, location_id);
+      copy.flush_if_full();
     }
+    copy.buffer().append(kCopyBinaryTrailer);
     copy.complete();
   }
   if (!batch.dead_letters.empty()) {

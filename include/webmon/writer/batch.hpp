@@ -110,6 +110,7 @@ class BatchBuilder {
   std::size_t max_message_bytes_;
   Batch batch_;
   std::optional<Clock::time_point> first_at_;
+  std::size_t raw_hint_ = 0;  // bytes to reserve for the next batch's raw keys and values
 };
 
 }  // namespace webmon::writer

@@ -22,6 +22,8 @@
 
 namespace webmon::writer {
 
+class CopyConnection;  // a pqxx connection whose libpq handle the sink can reach (sink.cpp)
+
 class PgSink {
  public:
   // `conninfo`: pg_session()'s, with the deadlines.
@@ -66,7 +68,7 @@ class PgSink {
 
   std::string conninfo_;
   std::string group_id_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<CopyConnection> conn_;
   std::mutex socket_mutex_;  // abort() against connect()/disconnect()
   int socket_ = -1;
   // Ids learnt in committed transactions only: a rolled-back upsert's id does not exist.
