@@ -14,6 +14,7 @@
 
 #include "compact.hpp"
 #include "incidents.hpp"
+#include "report.hpp"
 #include "stats.hpp"
 #include "webmon/common/config.hpp"
 #include "webmon/common/config_keys.hpp"
@@ -35,6 +36,8 @@ constexpr std::string_view kUsage =
     "  stats     per target: checks, ok share, p50/p95/p99 response time, last status, last error\n"
     "  incidents runs of failed checks per target: opened after incidents.open_after failures in a\n"
     "            row (2), closed after incidents.close_after successes in a row (1)\n"
+    "  report    availability per target and period: checks, availability %, downtime from\n"
+    "            incidents, p50/p95/p99 response time (from the hourly rollups)\n"
     "  compact   compact closed days now (the writer does it in the background): one row per\n"
     "            target and day instead of a row per check; check_results still shows every check\n"
     "  config-schema\n"
@@ -69,6 +72,15 @@ constexpr std::string_view kUsage =
     "                     \"started_at\", \"ended_at\", \"duration_s\", \"checks_failed\", \"first_error\",\n"
     "                     \"first_error_detail\", \"first_http_status\"}]}; ended_at is null while open\n"
     "\n"
+    "report options:\n"
+    "  --period PERIOD    day (default), week (ISO, from Monday) or month, UTC\n"
+    "  --since DURATION   checks scheduled in this window back from now, as for stats (default 30d)\n"
+    "  --target NAME      one target only\n"
+    "  --format FORMAT    table (default), json or csv: {\"report\": [{\"period\", \"target\",\n"
+    "                     \"location\", \"checks\", \"availability_pct\", \"downtime_s\", \"p50_s\",\n"
+    "                     \"p95_s\", \"p99_s\"}]}; period is the period's first day (YYYY-MM-DD);\n"
+    "                     downtime is the incidents' time inside the period\n"
+    "\n"
     "compact options:\n"
     "  --day YYYY-MM-DD   that UTC day only (a closed day: before today); default: every day before\n"
     "                     today - writer.compact_after_days (2 when 0). Prints one line per day.\n"
@@ -83,6 +95,7 @@ struct Args {
   std::optional<std::string> target;
   std::optional<std::string> location;
   std::optional<std::string> day;
+  std::optional<std::string> period;
   bool open = false;
   std::string format = "table";
   bool help = false;
@@ -98,7 +111,8 @@ std::optional<std::string> parse_args(int argc, const char* const* argv, Args& a
                                      {"--target", "NAME"},
                                      {"--location", "NAME"},
                                      {"--format", "FORMAT"},
-                                     {"--day", "YYYY-MM-DD"}},
+                                     {"--day", "YYYY-MM-DD"},
+                                     {"--period", "PERIOD"}},
                                     true};
   auto parsed = parse_command_line(argc, argv, spec);
   if (auto* error = std::get_if<std::string>(&parsed)) return std::move(*error);
@@ -113,17 +127,31 @@ std::optional<std::string> parse_args(int argc, const char* const* argv, Args& a
   args.location = line.option("--location");
   args.day = line.option("--day");
   args.open = line.flag("--open");
+  args.period = line.option("--period");
   const auto format = line.option("--format");
   if (args.help || args.version) return std::nullopt;
   if (args.command.empty()) {
-    return std::string("a command is needed: migrate, stats, incidents, compact or config-schema");
+    return std::string("a command is needed: migrate, stats, incidents, report, compact or config-schema");
   }
   if (args.command != "migrate" && args.command != "stats" && args.command != "config-schema" &&
-      args.command != "compact" && args.command != "incidents") {
+      args.command != "compact" && args.command != "incidents" && args.command != "report") {
     return "unknown command '" + args.command + "'";
   }
   if (args.day && args.command != "compact") return args.command + " takes no --day";
   if (args.open && args.command != "incidents") return args.command + " takes no --open";
+  if (args.period && args.command != "report") return args.command + " takes no --period";
+  if (args.command == "report") {
+    if (args.location) return std::string("report takes no --location");
+    if (args.period && *args.period != "day" && *args.period != "week" && *args.period != "month") {
+      return std::string("--period must be day, week or month");
+    }
+    args.format = format.value_or("table");
+    if (args.format != "table" && args.format != "json" && args.format != "csv") {
+      return std::string("--format must be table, json or csv");
+    }
+    if (args.target && args.target->empty()) return std::string("--target needs a name");
+    return std::nullopt;
+  }
   if (args.command == "incidents" && args.location) return std::string("incidents takes no --location");
   if (args.command == "compact") {
     if (args.since || args.target || args.location || format) {
@@ -190,6 +218,21 @@ int incidents(const Config& cfg, const Args& args, std::ostream& out) {
   return 0;
 }
 
+int report(const Config& cfg, const Args& args, std::ostream& out) {
+  ReportQuery q;
+  q.period = args.period.value_or("day");
+  if (args.since) q.since = *parse_duration(*args.since);  // validated by the caller
+  q.target = args.target;
+  q.open_after = cfg.incidents.open_after;
+  q.close_after = cfg.incidents.close_after;
+  pqxx::connection conn(writer::pg_session(cfg.postgres).conninfo);
+  const auto rows = query_report(conn, q);
+  out << (args.format == "json" ? format_report_json(rows)
+          : args.format == "csv" ? format_report_csv(rows)
+                                 : format_report_table(rows));
+  return 0;
+}
+
 }  // namespace
 
 int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -236,6 +279,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
 
   try {
     if (args.command == "incidents") return incidents(cfg, args, out);
+    if (args.command == "report") return report(cfg, args, out);
     if (args.command == "compact") {
       std::optional<std::chrono::sys_days> day;
       if (args.day) day = writer::parse_iso_date(*args.day);  // validated by parse_args
@@ -248,6 +292,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     err << "webmon: cannot connect to PostgreSQL (" << redact_uri(cfg.postgres.uri) << "): " << e.what() << "\n";
   } catch (const pqxx::undefined_table& e) {
     err << "webmon: the schema is missing (run `webmon migrate` first): " << e.what() << "\n";
+  } catch (const pqxx::undefined_function& e) {
+    err << "webmon: the schema is older than this webmon (run `webmon migrate`): " << e.what() << "\n";
   } catch (const pqxx::undefined_column& e) {
     err << "webmon: the schema is older than this webmon (run `webmon migrate`): " << e.what() << "\n";
   } catch (const std::exception& e) {

@@ -49,24 +49,6 @@ ORDER BY started_at, target, location NULLS FIRST
 
 namespace {
 
-// 90 -> "1m30s", 3725 -> "1h2m5s", 0.5 -> "0.5s".
-std::string duration_cell(double s) {
-  if (s < 60) return fmt::format("{}s", std::round(s * 10) / 10);
-  auto total = static_cast<long long>(std::llround(s));
-  std::string out;
-  if (total >= 86400) {
-    out += std::to_string(total / 86400) + "d";
-    total %= 86400;
-  }
-  if (total >= 3600 || !out.empty()) {
-    out += std::to_string(total / 3600) + "h";
-    total %= 3600;
-  }
-  out += std::to_string(total / 60) + "m";
-  out += std::to_string(total % 60) + "s";
-  return out;
-}
-
 std::string error_cell(const Incident& i) {
   if (i.first_error) return one_line(*i.first_error + (i.first_error_detail ? ": " + *i.first_error_detail : ""));
   if (i.first_http_status) return "HTTP " + std::to_string(*i.first_http_status);

@@ -44,27 +44,21 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
 }
 
 std::vector<TargetStats> query_stats(pqxx::connection_base& conn, const StatsQuery& query) {
-  // The window goes first so that partition pruning and the BRIN index on scheduled_at apply.
+  // sql/006_rollups.sql's webmon_check_summary: the closed hours that have rollups from them, the
+  // rest (the open hour, hours not rolled up yet, the part of the window's first hour before its
+  // start) from the rows, with percentile_cont's exact percentiles when no rollup is involved.
   // last_error: the most recent check in the window that had one, not necessarily the last check.
   // One row per target and location; location is selected last so that the columns before it
   // keep their places.
   static constexpr const char* kSql = R"SQL(
-SELECT target,
-       count(*) AS checks,
-       avg(CASE WHEN ok THEN 1.0 ELSE 0.0 END)::double precision AS ok_ratio,
-       percentile_cont(0.50) WITHIN GROUP (ORDER BY http_response_time) AS p50_s,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY http_response_time) AS p95_s,
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time) AS p99_s,
-       (array_agg(http_status ORDER BY scheduled_at DESC, started_at DESC))[1] AS last_status,
-       (array_agg(error || coalesce(': ' || nullif(error_detail, ''), '')
-                  ORDER BY scheduled_at DESC, started_at DESC) FILTER (WHERE error IS NOT NULL))[1] AS last_error,
-       location
-FROM check_results
-WHERE ($1::double precision = 0 OR scheduled_at >= now() - make_interval(secs => $1::double precision))
-  AND ($2::text = '' OR target = $2::text)
-  AND (NOT $3::boolean OR coalesce(location, '') = $4::text)
-GROUP BY target, location
-ORDER BY target, location NULLS FIRST
+SELECT t.name, s.checks, (s.ok_checks * 1.0 / s.checks)::double precision, s.p50, s.p95, s.p99,
+       s.last_status, s.last_error, l.name
+FROM webmon_check_summary(CASE WHEN $1::double precision = 0 THEN '-infinity'::timestamptz
+                               ELSE now() - make_interval(secs => $1::double precision) END,
+                          NULL, nullif($2::text, ''), CASE WHEN $3::boolean THEN $4::text END) s
+JOIN targets t ON t.id = s.target_id
+LEFT JOIN locations l ON l.id = s.location_id
+ORDER BY t.name, l.name NULLS FIRST
 )SQL";
   pqxx::read_transaction tx(conn);
   const pqxx::result rows =

@@ -1,9 +1,11 @@
 #include "text_table.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 
 namespace webmon::cli {
 
@@ -12,6 +14,24 @@ std::string one_line(std::string s) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   }
   return s;
+}
+
+// 90 -> "1m30s", 3725 -> "1h2m5s", 0.5 -> "0.5s".
+std::string duration_cell(double s) {
+  if (s < 60) return fmt::format("{}s", std::round(s * 10) / 10);
+  auto total = static_cast<long long>(std::llround(s));
+  std::string out;
+  if (total >= 86400) {
+    out += std::to_string(total / 86400) + "d";
+    total %= 86400;
+  }
+  if (total >= 3600 || !out.empty()) {
+    out += std::to_string(total / 3600) + "h";
+    total %= 3600;
+  }
+  out += std::to_string(total / 60) + "m";
+  out += std::to_string(total % 60) + "s";
+  return out;
 }
 
 std::string json_string(const std::optional<std::string>& v) {

@@ -11,6 +11,9 @@ namespace webmon::cli {
 // One line per cell: a newline or tab in an error detail would break the columns.
 std::string one_line(std::string s);
 
+// Seconds for people: 90 -> "1m30s", 3725 -> "1h2m5s", 0.5 -> "0.5s", over a day "1d0h0m0s".
+std::string duration_cell(double s);
+
 // A JSON string, or null.
 std::string json_string(const std::optional<std::string>& v);
 

@@ -71,6 +71,11 @@ std::vector<std::chrono::sys_days> Compactor::due_days(std::chrono::sys_days unt
 }
 
 CompactionOutcome Compactor::compact_day(std::chrono::sys_days day) {
+  // The day's hours rolled up from its rows first where that is not done yet (cheaper than from
+  // the compact rows at the end, which then only takes the targets of late rows), each hour in a
+  // short transaction of its own: the compaction's long one must not hold locks on `checks`
+  // (reading it locks every partition, and the writer's ATTACH PARTITION waits for them).
+  roll_up(std::chrono::sys_days(day), std::chrono::sys_days(day + std::chrono::days(1)), false);
   for (int attempt_no = 1;; ++attempt_no) {
     auto out = attempt(day);
     if (out.status != CompactionOutcome::Status::changed || attempt_no == 3) return out;
@@ -129,15 +134,81 @@ CompactionOutcome Compactor::attempt(std::chrono::sys_days day) {
   // What came from the default partition is what the day gained beyond the partition's rows.
   const std::int64_t moved = total - before - read;
   if (read == 0 && moved == 0) return {Status::nothing, 0, total};
+  // The day's hourly rollups, in the same transaction: recomputed from the compact rows for the
+  // targets whose count changed (late rows merged; hours never rolled up), else left as they are.
+  tx.exec_params("SELECT webmon_rollup_compact_day($1::date)", d);
   tx.commit();
   return {Status::compacted, read + moved, total};
+}
+
+RollupOutcome Compactor::roll_up(std::chrono::system_clock::time_point from, std::chrono::system_clock::time_point until,
+                                bool compacted_days) {
+  RollupOutcome out;
+  pqxx::connection conn(conninfo_);
+  struct Live {
+    Compactor& c;
+    Live(Compactor& owner, pqxx::connection& connection) : c(owner) {
+      std::lock_guard lock(c.mutex_);
+      c.live_ = &connection;
+    }
+    ~Live() {
+      std::lock_guard lock(c.mutex_);
+      c.live_ = nullptr;
+    }
+    Live(const Live&) = delete;
+    Live& operator=(const Live&) = delete;
+  } live(*this, conn);
+  const auto from_s = std::chrono::duration_cast<std::chrono::seconds>(from.time_since_epoch()).count();
+  const auto until_s = std::chrono::duration_cast<std::chrono::seconds>(until.time_since_epoch()).count();
+  std::vector<std::string> hours;
+  std::vector<std::string> days;
+  {
+    pqxx::read_transaction tx(conn);
+    for (const auto& row : tx.exec_params("SELECT h::text FROM webmon_rollup_stale_hours(to_timestamp($1), "
+                                          "to_timestamp($2)) h",
+                                          static_cast<double>(from_s), static_cast<double>(until_s))) {
+      hours.push_back(row[0].as<std::string>());
+    }
+    if (compacted_days) {
+      for (const auto& row : tx.exec("SELECT d::text FROM webmon_rollup_compact_candidates() d")) {
+        days.push_back(row[0].as<std::string>());
+      }
+    }
+  }
+  // One transaction per hour (or compacted day), each under the compaction lock: a compaction
+  // elsewhere makes this pass end, the next one goes on.
+  const auto one = [&](const std::string& sql, const std::string& arg) {
+    while (options_.should_yield && options_.should_yield()) {
+      if (options_.stop && *options_.stop) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (options_.stop && *options_.stop) return false;
+    pqxx::work tx(conn);
+    tx.exec("SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+    if (!tx.exec1(std::string("SELECT pg_try_advisory_xact_lock(") + kLockKey + ")")[0].as<bool>()) {
+      out.busy = true;
+      return false;
+    }
+    tx.exec_params(sql, arg);
+    tx.commit();
+    return true;
+  };
+  for (const auto& h : hours) {
+    if (!one("SELECT webmon_rollup_hour($1::timestamptz)", h)) return out;
+    ++out.hours;
+  }
+  for (const auto& d : days) {
+    if (!one("SELECT webmon_rollup_compact_day($1::date)", d)) return out;
+    ++out.days;
+  }
+  return out;
 }
 
 // ---- the writer's background thread ----
 
 BackgroundCompactor::BackgroundCompactor(const Config& config, std::shared_ptr<prometheus::Registry> registry)
     : postgres_(config.postgres), writer_(config.writer), registry_(std::move(registry)) {
-  if (writer_.compact_after_days > 0) thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] { run(); });  // rollups always; compaction unless compact_after_days is 0
 }
 
 BackgroundCompactor::~BackgroundCompactor() {
@@ -166,10 +237,15 @@ bool BackgroundCompactor::lagging() const {
 
 void BackgroundCompactor::run() {
   using namespace std::chrono_literals;
-  // Not at start: a writer that was down has a backlog to write first.
+  // Not at start: a writer that was down has a backlog to write first. Then every minute the
+  // hourly rollups of the last closed hours (a closed hour is rolled up within about a minute and
+  // rolled up again when late rows change its count), and every 15 minutes the rollups of the
+  // last day and of compacted days, and the compaction of closed days.
   auto wait = std::chrono::milliseconds(60s);
+  auto next_full = std::chrono::steady_clock::now();
   while (sleep_for(wait)) {
-    wait = 15min;
+    wait = 1min;
+    const bool full = std::chrono::steady_clock::now() >= next_full;
     try {
       CompactorOptions options;
       options.should_yield = [this] { return lagging(); };
@@ -188,6 +264,15 @@ void BackgroundCompactor::run() {
         Running(const Running&) = delete;
         Running& operator=(const Running&) = delete;
       } running(*this, compactor);
+      const auto now = std::chrono::system_clock::now();
+      const auto rolled = compactor.roll_up(now - (full ? std::chrono::hours(24) : std::chrono::hours(3)), now, full);
+      if (rolled.hours > 0 || rolled.days > 0) {
+        spdlog::info("rollups: {} hours and {} compacted days rolled up", rolled.hours, rolled.days);
+      }
+      if (stop_) return;
+      if (!full) continue;
+      next_full = std::chrono::steady_clock::now() + 15min;
+      if (writer_.compact_after_days <= 0) continue;
       const auto today = today_utc();
       std::optional<std::chrono::sys_days> oldest;
       if (writer_.retention_days) oldest = today - std::chrono::days(*writer_.retention_days);
@@ -207,9 +292,10 @@ void BackgroundCompactor::run() {
         }
       }
     } catch (const std::exception& e) {
-      // The day stays as it was (the transaction rolled back); the next pass tries again.
-      spdlog::warn("compaction failed (postgresql {}): {}; next pass in 1 minute", redact_uri(postgres_.uri), e.what());
-      wait = 1min;
+      // The day or hour stays as it was (the transaction rolled back); the next pass tries again.
+      spdlog::warn("compaction/rollups failed (postgresql {}): {}; next pass in 1 minute", redact_uri(postgres_.uri),
+                   e.what());
+      next_full = std::chrono::steady_clock::now();
     }
   }
 }

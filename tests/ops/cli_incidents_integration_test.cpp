@@ -171,6 +171,124 @@ TEST_F(CliIncidents, ThresholdsFromTheConfig) {
   EXPECT_NE(ob.find("incidents.open_after"), std::string::npos) << ob;
 }
 
+// `webmon report` over the same runs, day_ compacted (its rollups written at compaction) and next_
+// as rows: per target, location and day, the checks, availability, downtime from the incidents
+// clipped to the day (the midnight incident counts 2 min on each side) and the percentiles, in
+// the table, JSON and CSV; by week the midnight target's two days add up.
+TEST_F(CliIncidents, ReportFieldByFieldInTableJsonAndCsv) {
+  const auto [cs, co] = cli({"compact", "--day", day_});
+  ASSERT_EQ(cs, 0) << co;
+  EXPECT_EQ(db_.scalar("SELECT sum(checks) FROM check_rollups"), "32");  // day_'s 32 checks, by hour
+
+  struct Want {
+    std::string period, target, location;
+    long long checks;
+    double availability, downtime;
+    std::string availability_cell, downtime_cell;
+  };
+  const std::vector<Want> want = {
+      {day_, "flap", "", 8, 50.0, 0, "50.000%", "0s"},
+      {day_, "midnight", "eu-west", 3, 100.0 / 3, 120, "33.333%", "2m0s"},
+      {next_, "midnight", "eu-west", 3, 100.0 / 3, 120, "33.333%", "2m0s"},
+      {day_, "open", "", 4, 50.0, 60, "50.000%", "1m0s"},
+      {day_, "recover", "", 6, 50.0, 120, "50.000%", "2m0s"},
+      {day_, "single", "", 5, 80.0, 0, "80.000%", "0s"},
+      {day_, "two", "", 6, 50.0, 180, "50.000%", "3m0s"},
+  };
+
+  const auto [ts, to] = cli({"report", "--period", "day"});
+  ASSERT_EQ(ts, 0) << to;
+  const auto t = cells(to);
+  ASSERT_EQ(t.size(), want.size() + 1) << to;
+  EXPECT_EQ(t[0], (std::vector<std::string>{"PERIOD", "TARGET", "CHECKS", "AVAILABILITY", "DOWNTIME", "P50", "P95",
+                                              "P99", "LOCATION"}));
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    const auto& w = want[k];
+    EXPECT_EQ(t[k + 1], (std::vector<std::string>{w.period, w.target, std::to_string(w.checks), w.availability_cell,
+                                                  w.downtime_cell, "0.100s", "0.100s", "0.100s",
+                                                  w.location.empty() ? "-" : w.location}))
+        << to;
+  }
+
+  const auto [js, jo] = cli({"report", "--since", "30d", "--format", "json"});
+  ASSERT_EQ(js, 0) << jo;
+  const auto list = json::parse(jo).as_object().at("report").as_array();
+  ASSERT_EQ(list.size(), want.size()) << jo;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    const auto& w = want[k];
+    const auto& r = list[k].as_object();
+    SCOPED_TRACE(w.target + " " + w.period);
+    EXPECT_EQ(r.size(), 9u) << jo;
+    EXPECT_EQ(r.at("period").as_string(), w.period);
+    EXPECT_EQ(r.at("target").as_string(), w.target);
+    if (w.location.empty()) {
+      EXPECT_TRUE(r.at("location").is_null());
+    } else {
+      EXPECT_EQ(r.at("location").as_string(), w.location);
+    }
+    EXPECT_EQ(r.at("checks").as_int64(), w.checks);
+    EXPECT_NEAR(r.at("availability_pct").to_number<double>(), w.availability, 1e-9);
+    EXPECT_EQ(r.at("downtime_s").to_number<double>(), w.downtime);
+    for (const char* p : {"p50_s", "p95_s", "p99_s"}) EXPECT_NEAR(r.at(p).to_number<double>(), 0.1, 1e-6) << p;
+  }
+
+  const auto [vs, vo] = cli({"report", "--format", "csv", "--target", "midnight"});
+  ASSERT_EQ(vs, 0) << vo;
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < vo.size();) {
+    const auto end = vo.find("\r\n", at);
+    ASSERT_NE(end, std::string::npos) << vo;
+    lines.push_back(vo.substr(at, end - at));
+    at = end + 2;
+  }
+  ASSERT_EQ(lines.size(), 3u) << vo;
+  EXPECT_EQ(lines[0], "period,target,location,checks,availability_pct,downtime_s,p50_s,p95_s,p99_s");
+  for (std::size_t k = 1; k < 3; ++k) {
+    std::vector<std::string> f;
+    std::stringstream in(lines[k]);
+    for (std::string x; std::getline(in, x, ',');) f.push_back(x);
+    ASSERT_EQ(f.size(), 9u) << lines[k];
+    EXPECT_EQ(f[0], k == 1 ? day_ : next_);
+    EXPECT_EQ(f[1], "midnight");
+    EXPECT_EQ(f[2], "eu-west");
+    EXPECT_EQ(f[3], "3");
+    EXPECT_NEAR(std::stod(f[4]), 100.0 / 3, 1e-9);
+    EXPECT_EQ(f[5], "120");
+    for (std::size_t c = 6; c < 9; ++c) EXPECT_NEAR(std::stod(f[c]), 0.1, 1e-6) << lines[k];
+  }
+
+  // By week (from Monday): the midnight target's days are one row or two, adding up either way.
+  const auto [ws, wo] = cli({"report", "--period", "week", "--target", "midnight", "--format", "json"});
+  ASSERT_EQ(ws, 0) << wo;
+  const auto weeks = json::parse(wo).as_object().at("report").as_array();
+  const bool same_week = db_.scalar("SELECT date_trunc('week', '" + day_ + "'::date) = date_trunc('week', '" + next_ +
+                                    "'::date)") == "t";
+  ASSERT_EQ(weeks.size(), same_week ? 1u : 2u) << wo;
+  long long checks = 0;
+  double downtime = 0;
+  for (const auto& w : weeks) {
+    checks += w.at("checks").as_int64();
+    downtime += w.at("downtime_s").to_number<double>();
+    EXPECT_EQ(db_.scalar("SELECT extract(isodow FROM '" + std::string(w.at("period").as_string()) + "'::date)"), "1");
+  }
+  EXPECT_EQ(checks, 6);
+  EXPECT_EQ(downtime, 240.0);
+
+  // Nothing: the note, an empty list, the header alone.
+  const auto [e1, o1] = cli({"report", "--target", "nobody"});
+  EXPECT_EQ(e1, 0) << o1;
+  EXPECT_EQ(o1, "no checks in the selected window\n");
+  const auto [e2, o2] = cli({"report", "--since", "1h", "--format", "json"});
+  EXPECT_EQ(e2, 0) << o2;
+  EXPECT_EQ(o2, "{\"report\": []}\n");
+  const auto [e3, o3] = cli({"report", "--since", "1h", "--format", "csv"});
+  EXPECT_EQ(e3, 0) << o3;
+  EXPECT_EQ(o3, "period,target,location,checks,availability_pct,downtime_s,p50_s,p95_s,p99_s\r\n");
+  EXPECT_EQ(cli({"report", "--period", "year"}).first, 2);
+  EXPECT_EQ(cli({"report", "--format", "xml"}).first, 2);
+  EXPECT_EQ(cli({"stats", "--period", "day"}).first, 2);
+}
+
 TEST_F(CliIncidents, EmptyResults) {
   const auto [s1, o1] = cli({"incidents", "--target", "nobody", "--since", "all"});
   EXPECT_EQ(s1, 0) << o1;

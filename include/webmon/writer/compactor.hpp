@@ -54,6 +54,12 @@ struct CompactionOutcome {
 
 const char* to_string(CompactionOutcome::Status s);
 
+struct RollupOutcome {
+  int hours = 0;      // closed hours rolled up from rows (sql/006_rollups.sql, webmon_rollup_hour)
+  int days = 0;       // compacted days whose rollups were completed (webmon_rollup_compact_day)
+  bool busy = false;  // a compaction held the lock: the pass ended early
+};
+
 class Compactor {
  public:
   Compactor(std::string conninfo, CompactorOptions options);
@@ -62,9 +68,15 @@ class Compactor {
   // (retention drops those).
   std::vector<std::chrono::sys_days> due_days(std::chrono::sys_days until,
                                               std::optional<std::chrono::sys_days> oldest = std::nullopt);
-  // Compacts one day (tries again, up to three times, when rows kept coming in). Throws what
-  // libpqxx throws; nothing is left half done.
+  // Compacts one day (tries again, up to three times, when rows kept coming in), rolling up its
+  // hours first where needed and after it the targets of late rows. Throws what libpqxx throws;
+  // nothing is left half done.
   CompactionOutcome compact_day(std::chrono::sys_days day);
+  // Rolls up the closed hours from `from`'s hour to before `until`'s whose rows differ from their
+  // rollups (one transaction per hour under the compaction lock), and with `compacted_days` the
+  // compacted days whose rollups are incomplete. Yields and stops as compaction does.
+  RollupOutcome roll_up(std::chrono::system_clock::time_point from, std::chrono::system_clock::time_point until,
+                        bool compacted_days);
   // From another thread: cancels the statement in flight (the day is rolled back).
   void cancel();
 
@@ -76,10 +88,11 @@ class Compactor {
   pqxx::connection* live_ = nullptr;
 };
 
-// webmon-writer's background compaction: a thread that, a minute after start and then every 15
-// minutes, compacts the days before compaction_until(), oldest first, yielding while the
-// consumer lag (webmon_writer_consumer_lag, summed) exceeds one batch. Off when
-// writer.compact_after_days is 0.
+// webmon-writer's background compaction and rollups: a thread that, a minute after start and then
+// every minute, rolls up the closed hours of the last 3 hours that need it; every 15 minutes those
+// of the last 24 hours and of compacted days, and compacts the days before compaction_until(),
+// oldest first; yielding while the consumer lag (webmon_writer_consumer_lag, summed) exceeds one
+// batch. Compaction is off when writer.compact_after_days is 0; rollups are always kept.
 class BackgroundCompactor {
  public:
   BackgroundCompactor(const Config& config, std::shared_ptr<prometheus::Registry> registry);
