@@ -455,12 +455,13 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
 
   const auto [cs, co] = webmon_cli({"compact", "--day", old_day});
   ASSERT_EQ(cs, 0) << co;
-  EXPECT_EQ(db_.scalar("SELECT count(*) FROM check_rollups WHERE hour < '" + old_day + "'::date + 1"), "72");
+  const std::string after_old_day = "(('" + old_day + "'::date + 1)::timestamp AT TIME ZONE 'UTC')";
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM check_rollups WHERE hour < " + after_old_day), "72");
   webmon::writer::Compactor compactor(db_.uri(), {});
   const auto rolled = compactor.roll_up(std::chrono::system_clock::now() - 24h, std::chrono::system_clock::now(), true);
   EXPECT_GE(rolled.hours, 4);  // 5 if the current hour closed meanwhile
   EXPECT_EQ(rolled.days, 0);     // the compacted day was rolled up at compaction
-  EXPECT_EQ(db_.scalar("SELECT count(DISTINCT hour) FROM check_rollups WHERE hour > '" + old_day + "'::date + 1"),
+  EXPECT_EQ(db_.scalar("SELECT count(DISTINCT hour) FROM check_rollups WHERE hour >= " + after_old_day),
             std::to_string(rolled.hours));
 
   // What check_results gives for the same rows, per target and location, scheduled since `since`.
