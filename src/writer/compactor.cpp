@@ -88,23 +88,21 @@ void Compactor::cancel() {
   if (live_) live_->cancel_query();
 }
 
+Compactor::Live::Live(Compactor& owner, pqxx::connection& connection) : owner_(owner) {
+  std::lock_guard lock(owner_.mutex_);
+  owner_.live_ = &connection;
+}
+
+Compactor::Live::~Live() {
+  std::lock_guard lock(owner_.mutex_);
+  owner_.live_ = nullptr;
+}
+
 CompactionOutcome Compactor::attempt(std::chrono::sys_days day) {
   using Status = CompactionOutcome::Status;
   const auto d = iso_date(day);
   pqxx::connection conn(conninfo_);
-  struct Live {  // what cancel() reaches, for as long as this attempt has the connection
-    Compactor& c;
-    Live(Compactor& owner, pqxx::connection& connection) : c(owner) {
-      std::lock_guard lock(c.mutex_);
-      c.live_ = &connection;
-    }
-    ~Live() {
-      std::lock_guard lock(c.mutex_);
-      c.live_ = nullptr;
-    }
-    Live(const Live&) = delete;
-    Live& operator=(const Live&) = delete;
-  } live(*this, conn);
+  const Live live(*this, conn);
   // Read committed: each step sees what committed before it, and step 3 counts the partition
   // under its lock against what the chunks read.
   pqxx::work tx(conn);
@@ -145,19 +143,7 @@ RollupOutcome Compactor::roll_up(std::chrono::system_clock::time_point from, std
                                 bool compacted_days) {
   RollupOutcome out;
   pqxx::connection conn(conninfo_);
-  struct Live {
-    Compactor& c;
-    Live(Compactor& owner, pqxx::connection& connection) : c(owner) {
-      std::lock_guard lock(c.mutex_);
-      c.live_ = &connection;
-    }
-    ~Live() {
-      std::lock_guard lock(c.mutex_);
-      c.live_ = nullptr;
-    }
-    Live(const Live&) = delete;
-    Live& operator=(const Live&) = delete;
-  } live(*this, conn);
+  const Live live(*this, conn);
   const auto from_s = std::chrono::duration_cast<std::chrono::seconds>(from.time_since_epoch()).count();
   const auto until_s = std::chrono::duration_cast<std::chrono::seconds>(until.time_since_epoch()).count();
   std::vector<std::string> hours;

@@ -82,6 +82,17 @@ class Compactor {
 
  private:
   CompactionOutcome attempt(std::chrono::sys_days day);
+  // What cancel() reaches, for as long as one attempt or pass holds its connection.
+  class Live {
+   public:
+    Live(Compactor& owner, pqxx::connection& connection);
+    ~Live();
+    Live(const Live&) = delete;
+    Live& operator=(const Live&) = delete;
+
+   private:
+    Compactor& owner_;
+  };
   std::string conninfo_;
   CompactorOptions options_;
   std::mutex mutex_;  // live_ against cancel()
