@@ -33,6 +33,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "webmon/common/http_url.hpp"
+#include "webmon/common/text.hpp"
 #include "webmon/common/version.hpp"
 
 namespace webmon::checker {
@@ -159,21 +160,13 @@ std::string endpoint_text(const tcp::endpoint& ep) {
   const auto a = ep.address();
   if (a.is_v6()) return fmt::format("[{}]:{}", a.to_string(), ep.port());
   std::string out;  // "127.0.0.2:8080" fits in the string itself (no allocation)
-  const auto put = [&out](unsigned v) {  // decimal, v < 100000
-    char digits[5];
-    int n = 0;
-    do {
-      digits[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0 && n < 5);
-    while (n > 0) out += digits[--n];
-  };
+  char digits[8];
   for (const unsigned char octet : a.to_v4().to_bytes()) {
     if (!out.empty()) out += '.';
-    put(octet);
+    out.append(digits, std::to_chars(digits, std::end(digits), octet).ptr);
   }
   out += ':';
-  put(ep.port());
+  out.append(digits, std::to_chars(digits, std::end(digits), ep.port()).ptr);
   return out;
 }
 
@@ -449,19 +442,12 @@ awaitable<bool> handshake(Probe& p, TlsStream& stream) {
   co_return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
-}
-
 // The fields the checker sets itself, or that frame the message: a target header of one of these
 // names replaces or changes them, which the hand-written request below does not do.
 bool checker_field(std::string_view name) noexcept {
   for (const std::string_view f : {"host", "user-agent", "accept", "connection", "content-length",
                                    "transfer-encoding"}) {
-    if (iequals(name, f)) return true;
+    if (ascii_iequals(name, f)) return true;
   }
   return false;
 }
@@ -481,7 +467,7 @@ bool render_request(const Probe& p, const std::string& user_agent, std::string& 
     if (checker_field(name) || name.size() > 1024 || value.size() > 8192) return false;
     if (!value.empty() && (blank(value.front()) || blank(value.back()))) return false;
     for (auto prev = headers.begin(); prev != it; ++prev) {
-      if (iequals(prev->first, name)) return false;
+      if (ascii_iequals(prev->first, name)) return false;
     }
   }
   const std::string_view body = p.send_body ? std::string_view(p.target.body) : std::string_view();

@@ -88,6 +88,24 @@ void Compactor::cancel() {
   if (live_) live_->cancel_query();
 }
 
+bool Compactor::yield_unless_stopped() const {
+  const auto stopped = [this] { return options_.stop && *options_.stop; };
+  while (options_.should_yield && options_.should_yield()) {
+    if (stopped()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return !stopped();
+}
+
+bool Compactor::lock(pqxx::work& tx, bool wait) const {
+  tx.exec("SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+  if (wait) {
+    tx.exec(std::string("SELECT pg_advisory_xact_lock(") + kLockKey + ")");
+    return true;
+  }
+  return tx.exec1(std::string("SELECT pg_try_advisory_xact_lock(") + kLockKey + ")")[0].as<bool>();
+}
+
 Compactor::Live::Live(Compactor& owner, pqxx::connection& connection) : owner_(owner) {
   std::lock_guard lock(owner_.mutex_);
   owner_.live_ = &connection;
@@ -106,23 +124,14 @@ CompactionOutcome Compactor::attempt(std::chrono::sys_days day) {
   // Read committed: each step sees what committed before it, and step 3 counts the partition
   // under its lock against what the chunks read.
   pqxx::work tx(conn);
-  tx.exec("SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout.count()));
-  if (options_.wait_for_lock) {
-    tx.exec(std::string("SELECT pg_advisory_xact_lock(") + kLockKey + ")");
-  } else if (!tx.exec1(std::string("SELECT pg_try_advisory_xact_lock(") + kLockKey + ")")[0].as<bool>()) {
-    return {Status::busy};
-  }
+  if (!lock(tx, options_.wait_for_lock)) return {Status::busy};
   const auto before = tx.exec_params1("SELECT coalesce(sum(n), 0) FROM checks_compact WHERE day = $1::date", d)[0]
                           .as<std::int64_t>();
   const auto chunks =
       tx.exec_params("SELECT lo, hi FROM webmon_compact_chunks($1::date, $2)", d, options_.targets_per_chunk);
   std::int64_t read = 0;
   for (const auto& chunk : chunks) {
-    while (options_.should_yield && options_.should_yield()) {
-      if (options_.stop && *options_.stop) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    if (options_.stop && *options_.stop) return {Status::stopped};  // tx's destructor rolls back
+    if (!yield_unless_stopped()) return {Status::stopped};  // tx's destructor rolls back
     read += tx.exec_params1("SELECT webmon_compact_chunk($1::date, $2, $3)", d, chunk[0].as<int>(), chunk[1].as<int>())[0]
                 .as<std::int64_t>();
   }
@@ -164,14 +173,9 @@ RollupOutcome Compactor::roll_up(std::chrono::system_clock::time_point from, std
   // One transaction per hour (or compacted day), each under the compaction lock: a compaction
   // elsewhere makes this pass end, the next one goes on.
   const auto one = [&](const std::string& sql, const std::string& arg) {
-    while (options_.should_yield && options_.should_yield()) {
-      if (options_.stop && *options_.stop) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    if (options_.stop && *options_.stop) return false;
+    if (!yield_unless_stopped()) return false;
     pqxx::work tx(conn);
-    tx.exec("SET LOCAL statement_timeout = " + std::to_string(options_.statement_timeout.count()));
-    if (!tx.exec1(std::string("SELECT pg_try_advisory_xact_lock(") + kLockKey + ")")[0].as<bool>()) {
+    if (!lock(tx, false)) {
       out.busy = true;
       return false;
     }

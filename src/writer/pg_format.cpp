@@ -48,6 +48,10 @@ class FieldWriter {
   void integer(std::size_t i, Int v) {
     put(i, 24, [v](char* b, char* e) { return std::to_chars(b, e, v).ptr; });
   }
+  // The column's width matters only to the binary form.
+  void int2(std::size_t i, long long v) { integer(i, v); }
+  void int4(std::size_t i, long long v) { integer(i, v); }
+  void inet(std::size_t i, const std::string& address) { text(i, address); }
   // Shortest text that reads back as the same float4: what the column will hold anyway.
   void real(std::size_t i, double v) {
     put(i, 32, [v](char* b, char* e) { return std::to_chars(b, e, static_cast<float>(v)).ptr; });
@@ -71,43 +75,6 @@ void unless_null(const V& v, Put&& put) {
     if (v) put(*v);
   } else {
     put(v);
-  }
-}
-
-// Field I of the message into its column(s).
-template <std::size_t I>
-void format_field(FieldWriter& w, const CheckResult& r, int target_id, int checker_id,
-                  std::optional<int> location_id) {
-  constexpr auto& f = std::get<I>(v1::kFields);
-  constexpr std::size_t col = v1::kFirstColumn[I];
-  [[maybe_unused]] const auto& m = f.member.of(r);
-  if constexpr (f.sql == Sql::timestamptz) {
-    unless_null(m, [&](auto t) { w.timestamp(col, t); });
-  } else if constexpr (f.sql == Sql::real) {
-    unless_null(m, [&](double v) { w.real(col, v); });
-  } else if constexpr (f.sql == Sql::smallint || f.sql == Sql::integer) {
-    unless_null(m, [&](auto v) { w.integer(col, v); });
-  } else if constexpr (f.sql == Sql::boolean) {
-    unless_null(m, [&](bool v) { w.boolean(col, v); });
-  } else if constexpr (f.sql == Sql::text) {
-    if (f.null == Null::no || !m.empty()) w.text(col, m);
-  } else if constexpr (f.sql == Sql::inet) {
-    if (!m.empty()) {
-      if (auto peer = parse_peer(m)) {
-        w.text(col, peer->address);
-        if (peer->port) w.integer(col + 1, *peer->port);
-      }
-    }
-  } else if constexpr (f.sql == Sql::error_id) {
-    if (auto id = error_class_id(m)) w.integer(col, *id);
-  } else if constexpr (f.sql == Sql::target_id) {
-    w.integer(col, target_id);
-  } else if constexpr (f.sql == Sql::checker_id) {
-    w.integer(col, checker_id);
-  } else if constexpr (f.sql == Sql::location_id) {
-    if (location_id) w.integer(col, *location_id);
-  } else {
-    static_assert(f.sql == Sql::none || f.sql == Sql::target_url, "a storage the COPY row does not write");
   }
 }
 
@@ -173,10 +140,10 @@ class BinaryWriter {
   std::size_t next_ = 0;
 };
 
-// Field I of the message into its column(s), binary; the same cases as format_field.
-template <std::size_t I>
-void binary_field(BinaryWriter& w, const CheckResult& r, int target_id, int checker_id,
-                  std::optional<int> location_id) {
+// Field I of the message into its column(s), through either writer (FieldWriter: COPY text,
+// BinaryWriter: binary COPY); the column types (smallint, integer) are the table's.
+template <std::size_t I, typename Writer>
+void write_field(Writer& w, const CheckResult& r, int target_id, int checker_id, std::optional<int> location_id) {
   constexpr auto& f = std::get<I>(v1::kFields);
   constexpr std::size_t col = v1::kFirstColumn[I];
   [[maybe_unused]] const auto& m = f.member.of(r);
@@ -217,7 +184,7 @@ void binary_field(BinaryWriter& w, const CheckResult& r, int target_id, int chec
 void append_copy_binary_row(std::string& out, const CheckResult& r, int target_id, int checker_id,
                             std::optional<int> location_id) {
   BinaryWriter w(out);
-  v1::for_each_field([&](auto i) { binary_field<i>(w, r, target_id, checker_id, location_id); });
+  v1::for_each_field([&](auto i) { write_field<i>(w, r, target_id, checker_id, location_id); });
   w.finish();
 }
 
@@ -246,7 +213,7 @@ std::optional<int> error_class_id(ErrorClass e) {
 const CopyRow::Fields& CopyRow::format(const CheckResult& r, int target_id, int checker_id,
                                        std::optional<int> location_id) {
   FieldWriter w(buffer_);
-  v1::for_each_field([&](auto i) { format_field<i>(w, r, target_id, checker_id, location_id); });
+  v1::for_each_field([&](auto i) { write_field<i>(w, r, target_id, checker_id, location_id); });
   w.finish(fields_);
   return fields_;
 }

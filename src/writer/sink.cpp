@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -152,9 +153,7 @@ class CopyIn {
 };
 
 std::string copy_checks_command() {
-  std::string cols;
-  for (const char* c : kCheckColumns) cols += std::string(cols.empty() ? "" : ", ") + c;
-  return "COPY checks (" + cols + ") FROM STDIN (FORMAT binary)";
+  return fmt::format("COPY checks ({}) FROM STDIN (FORMAT binary)", fmt::join(kCheckColumns, ", "));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <pqxx/connection>
+#include <pqxx/transaction>
 #include <prometheus/registry.h>
 
 #include "webmon/common/config.hpp"
@@ -82,6 +83,11 @@ class Compactor {
 
  private:
   CompactionOutcome attempt(std::chrono::sys_days day);
+  // Waits while options_.should_yield says so; false once options_.stop is set.
+  bool yield_unless_stopped() const;
+  // The statement timeout and the compaction lock for `tx`: waited for with `wait`, else tried
+  // (false: another compaction holds it).
+  bool lock(pqxx::work& tx, bool wait) const;
   // What cancel() reaches, for as long as one attempt or pass holds its connection.
   class Live {
    public:
