@@ -106,6 +106,20 @@ TEST(WriterWithKafkaAndPostgres, RowsInCheckResultsMatchWhatWasSent) {
   EXPECT_EQ(nt.exec("SELECT sum(next_offset) FROM ingest_offsets")[0][0].as<int>(), kMessages + 2);
 }
 
+// make_check(from) to make_check(to - 1) on `topic`, delivered.
+void produce_checks(Producer& producer, const std::string& topic, int from, int to) {
+  for (int i = from; i < to; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
+  producer.flush();
+}
+
+// A writer in `group` that runs until check_results holds `rows` rows, then stops cleanly.
+void write_until(const TempDir& dir, const std::string& topic, const std::string& group, const TestDatabase& db,
+                 int rows) {
+  Writer writer(dir.path(), "first", topic, group, db.uri());
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == rows; }, 120s)) << writer.log();
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
 // Kafka's retention overtaking a stopped writer (operations.md, "Retention"): the messages before
 // the log's new start are gone (here deleted with the admin API's DeleteRecords, which moves the
 // log start offset as retention does). The restarted writer logs the gap, counts it in
@@ -118,15 +132,9 @@ TEST(WriterWithKafkaAndPostgres, RetentionOvertakingAStoppedWriterIsLoggedAndCou
   const auto group = unique_name("wt_group");
   Producer producer;
   producer.create_topic(topic, 1);
-  for (int i = 0; i < 50; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
-  producer.flush();
-  {
-    Writer writer(dir.path(), "first", topic, group, db.uri());
-    ASSERT_TRUE(eventually([&] { return counts(db).rows == 50; }, 120s)) << writer.log();
-    EXPECT_EQ(writer.stop(), 0) << writer.log();
-  }
-  for (int i = 50; i < 100; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
-  producer.flush();
+  produce_checks(producer, topic, 0, 50);
+  ASSERT_NO_FATAL_FAILURE(write_until(dir, topic, group, db, 50));
+  produce_checks(producer, topic, 50, 100);
   producer.delete_records_before(topic, 0, 90);  // offsets 50-89 are gone before the writer read them
 
   WriterOptions options;
@@ -150,15 +158,9 @@ TEST(WriterWithKafkaAndPostgres, RestartResumesFromStoredOffsets) {
   const auto group = unique_name("wt_group");
   Producer producer;
   producer.create_topic(topic, 2);
-  for (int i = 0; i < 300; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
-  producer.flush();
-  {
-    Writer writer(dir.path(), "first", topic, group, db.uri());
-    ASSERT_TRUE(eventually([&] { return counts(db).rows == 300; }, 120s)) << writer.log();
-    EXPECT_EQ(writer.stop(), 0) << writer.log();
-  }
-  for (int i = 300; i < 500; ++i) producer.produce(topic, std::nullopt, encode_check_result(make_check(i)));
-  producer.flush();
+  produce_checks(producer, topic, 0, 300);
+  ASSERT_NO_FATAL_FAILURE(write_until(dir, topic, group, db, 300));
+  produce_checks(producer, topic, 300, 500);
   Writer writer(dir.path(), "second", topic, group, db.uri());
   ASSERT_TRUE(eventually([&] { return counts(db).rows >= 500; }, 120s)) << writer.log();
   EXPECT_EQ(writer.stop(), 0) << writer.log();
