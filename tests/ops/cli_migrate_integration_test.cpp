@@ -1,6 +1,7 @@
 // `webmon migrate` as an operator runs it, as processes against a fresh database on the stack's
 // real PostgreSQL: several at once (an upgrade started on two hosts) apply each file exactly once
-// under the advisory lock, and a file edited after it was applied is refused.
+// under the advisory lock, a file edited after it was applied is refused, and a migration recorded
+// by a newer webmon is a warning, not an error.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -59,6 +60,32 @@ TEST(CliMigrate, AFileEditedAfterItWasAppliedIsRefused) {
                                 {"WEBMON_MIGRATIONS_DIR=" + (dir.path() / "sql").string()});
   EXPECT_EQ(status, 1) << output;
   EXPECT_NE(output.find("001_init.sql was changed after it was applied"), std::string::npos) << output;
+}
+
+// A database that a newer webmon migrated (operations.md, "Schema upgrades"): the migration this
+// binary does not know is named in a warning, and `webmon migrate` still succeeds.
+TEST(CliMigrate, AMigrationThisBinaryDoesNotKnowIsAWarningNotAnError) {
+  webmon::test::TestDatabase db;
+  TempDir dir;
+  const auto config = dir.write("config.yml", "postgres:\n  uri: " + db.uri() + "\n");
+  const auto [first, out] = webmon::test::run_command({WEBMON_CLI_BIN, "migrate", "--config", config.string()});
+  ASSERT_EQ(first, 0) << out;
+  // What a later webmon records when it applies its next file.
+  db.exec("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, '999_from_a_newer_webmon.sql', "
+          "'" + webmon::writer::sha256_hex("SELECT 1;") + "')");
+  const auto [status, output] = webmon::test::run_command({WEBMON_CLI_BIN, "migrate", "--config", config.string()});
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_NE(output.find("webmon: warning: the database has migrations this webmon does not know (a newer version "
+                        "applied them): 999_from_a_newer_webmon.sql\n"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("schema up to date (" + std::to_string(webmon::writer::embedded_migrations().size()) +
+                        " migrations applied)"),
+            std::string::npos)
+      << output;
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM schema_migrations"),
+            std::to_string(webmon::writer::embedded_migrations().size() + 1))
+      << "the newer one's record is left as it is";
 }
 
 }  // namespace

@@ -339,6 +339,152 @@ TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
+// By hand, as operations.md ("Retention") shows: SELECT webmon_drop_checks_before(cutoff) drops
+// the daily partitions wholly before the cutoff, with their rows, returns how many it dropped,
+// and leaves the cutoff's day and later ones as they were.
+TEST(WriterWithPostgres, DropChecksBeforeByHandReturnsThePartitionsDroppedAndKeepsLaterOnes) {
+  TestDatabase db;
+  apply_migrations(db.uri());
+  const std::string today = "(now() AT TIME ZONE 'UTC')::date";
+  const std::vector<int> days_back = {100, 95, 91, 90, 89, 0};  // the cutoff is 90 days back
+  const auto partition = [&](int back) {
+    return db.scalar("SELECT to_char(" + today + " - " + std::to_string(back) + ", '\"checks_\"YYYYMMDD')");
+  };
+  const auto exists = [&](const std::string& relname) {
+    return db.scalar("SELECT to_regclass('" + relname + "') IS NOT NULL") == "t";
+  };
+  db.exec("INSERT INTO targets (name, url, first_seen, last_seen) VALUES ('d', 'http://d/', now(), now())");
+  db.exec("INSERT INTO checkers (name) VALUES ('drop-test')");
+  for (const int back : days_back) {
+    db.exec("SELECT webmon_ensure_checks_partition(" + today + " - " + std::to_string(back) + ")");
+    // Two rows a day, at noon UTC, routed by `checks` to the day's partition.
+    const std::string when = "((" + today + " - " + std::to_string(back) + ")::timestamp + interval '12 hours' + "
+                             "k * interval '1 second') AT TIME ZONE 'UTC'";
+    db.exec("INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, body_bytes, redirects, "
+            "ok) SELECT " + when + ", " + when + ", t.id, c.id, 0.1, 0, 0, true FROM targets t, checkers c, "
+            "generate_series(1, 2) AS k");
+    ASSERT_EQ(db.scalar("SELECT count(*) FROM ONLY " + partition(back)), "2") << partition(back);
+  }
+  ASSERT_EQ(db.scalar("SELECT count(*) FROM checks_default"), "0");
+
+  EXPECT_EQ(db.scalar("SELECT webmon_drop_checks_before(" + today + " - 90)"), "3");
+  for (const int back : days_back) {
+    if (back > 90) {
+      EXPECT_FALSE(exists(partition(back))) << partition(back) << " is wholly before the cutoff";
+    } else {
+      EXPECT_TRUE(exists(partition(back))) << partition(back);
+      if (exists(partition(back))) {
+        EXPECT_EQ(db.scalar("SELECT count(*) FROM ONLY " + partition(back)), "2");
+      }
+    }
+  }
+  // Only the rows of the three days kept, through the view users read.
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM check_results"), "6");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM check_results WHERE scheduled_at < (" + today +
+                      " - 90)::timestamp AT TIME ZONE 'UTC'"),
+            "0");
+  // Again: nothing left to drop.
+  EXPECT_EQ(db.scalar("SELECT webmon_drop_checks_before(" + today + " - 90)"), "0");
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM check_results"), "6");
+}
+
+// A check of `days_back` days ago (number i as make_check makes it, moved back whole days).
+CheckResult check_days_ago(std::int64_t i, int days_back) {
+  CheckResult r = make_check(i, 1);
+  r.scheduled_at -= std::chrono::days(days_back);
+  r.started_at -= std::chrono::days(days_back);
+  return r;
+}
+
+// storage.md: the writer makes the partition of any day of the last month (or of retention_days)
+// that a batch holds; an older row lands in checks_default, and when its day's partition is made
+// later (here by a writer whose retention_days reaches that day) the row moves into it, once.
+TEST(WriterWithKafkaAndPostgres, PartitionsAreMadeForTheDaysABatchHoldsAndLaterTakeTheirRowsFromTheDefault) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
+  const auto group = unique_name("wt_group");
+  Producer producer;
+  producer.create_topic(topic, 1);
+  for (const auto& [i, back] : std::vector<std::pair<int, int>>{{0, 0}, {1, 20}, {2, 40}}) {
+    producer.produce(topic, std::nullopt, encode_check_result(check_days_ago(i, back)));
+  }
+  producer.flush();
+  const auto partition = [&](int back) {
+    return db.scalar("SELECT to_char((now() AT TIME ZONE 'UTC')::date - " + std::to_string(back) +
+                     ", '\"checks_\"YYYYMMDD')");
+  };
+  const auto rows_in = [&](const std::string& relname) {
+    if (db.scalar("SELECT to_regclass('" + relname + "') IS NOT NULL") != "t") return std::string("no such table");
+    return db.scalar("SELECT count(*) FROM ONLY " + relname);
+  };
+  {
+    Writer writer(dir.path(), "writer", topic, group, db.uri());
+    ASSERT_TRUE(eventually([&] { return counts(db).rows == 3; }, 120s)) << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  EXPECT_EQ(rows_in(partition(0)), "1");
+  EXPECT_EQ(rows_in(partition(20)), "1") << "20 days back is within the last month";
+  EXPECT_EQ(rows_in(partition(40)), "no such table") << "40 days back is not";
+  EXPECT_EQ(rows_in("checks_default"), "1");
+
+  producer.produce(topic, std::nullopt, encode_check_result(check_days_ago(3, 40)));
+  producer.flush();
+  {
+    WriterOptions options;
+    options.retention_days = 60;  // its batches' days reach 60 days back
+    Writer writer(dir.path(), "writer2", topic, group, db.uri(), options);
+    ASSERT_TRUE(eventually([&] { return counts(db).rows == 4; }, 120s)) << writer.log();
+    EXPECT_EQ(writer.stop(), 0) << writer.log();
+  }
+  EXPECT_EQ(rows_in(partition(40)), "2") << "the new row and the one moved out of the default partition";
+  EXPECT_EQ(rows_in("checks_default"), "0");
+  const auto c = counts(db);
+  EXPECT_EQ(c.rows, 4);
+  EXPECT_EQ(c.duplicates, 0);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM check_results WHERE scheduled_at = '" +
+                      format_pg_timestamp(check_days_ago(2, 40).scheduled_at) + "'"),
+            "1");
+}
+
+// Several writers started at once on an empty database (operations.md, "Schema upgrades"): they
+// take turns on the advisory lock, so each migration file is applied by one of them, once.
+TEST(WriterWithKafkaAndPostgres, SeveralWritersStartingAtOnceApplyEachMigrationOnce) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic("wt_topic");
+  const auto group = unique_name("wt_group");
+  std::vector<std::unique_ptr<Writer>> writers;
+  for (int i = 0; i < 3; ++i) {
+    WriterOptions options;
+    options.instance_id = "writer-" + std::to_string(i);  // one id each, as operations.md says
+    writers.push_back(std::make_unique<Writer>(dir.path(), "writer" + std::to_string(i), topic.name(), group,
+                                               db.uri(), options));
+  }
+  for (auto& w : writers) {
+    ASSERT_TRUE(eventually([&] { return w->log().find("migration(s) applied now") != std::string::npos; }, 90s))
+        << w->log();
+  }
+  std::string all;
+  for (auto& w : writers) {
+    EXPECT_EQ(w->stop(), 0) << w->log();
+    all += w->log();
+  }
+  const auto& migrations = embedded_migrations();
+  std::string names;
+  for (const auto& m : migrations) {
+    EXPECT_EQ(webmon::test::occurrences(all, "applied migration " + m.name), 1u) << m.name << "\n" << all;
+    names += (names.empty() ? "" : ",") + m.name;
+  }
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM schema_migrations"), std::to_string(migrations.size()));
+  EXPECT_EQ(db.scalar("SELECT string_agg(name, ',' ORDER BY version) FROM schema_migrations"), names);
+  // The last file's objects are there: the schema is complete.
+  EXPECT_EQ(db.scalar("SELECT to_regclass('check_rollups_weekly') IS NOT NULL AND "
+                      "to_regprocedure('webmon_rollup_hour(timestamptz, boolean)') IS NOT NULL"),
+            "t");
+}
+
 // What an operator's curl sees: {status code, body}.
 std::pair<std::string, std::string> http_get(unsigned short port, const std::string& path) {
   const auto [rc, out] = webmon::test::run_command(
