@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <stdexcept>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -373,6 +375,15 @@ TEST(ConfigErrors, BadChoices) {
   expect_one_error(base_plus("    body: hello\n"), 9, 11, "targets[0].body", "a body is sent only with method POST");
   expect_one_error(base_plus("    headers:\n      Content-Length: 5\n"), 10, 7, "targets[0].headers.Content-Length",
                    "set by the checker itself");
+  // The other two framing headers the checker sets itself, in any case of their names.
+  expect_one_error(base_plus("    headers:\n      Transfer-Encoding: chunked\n"), 10, 7,
+                   "targets[0].headers.Transfer-Encoding", "set by the checker itself; it cannot be configured");
+  expect_one_error(base_plus("    headers:\n      X-Fine: yes\n      connection: close\n"), 11, 7,
+                   "targets[0].headers.connection", "set by the checker itself; it cannot be configured");
+  // What a user reads: file:line:col, then the key.
+  const auto r = parse(base_plus("    headers:\n      CONNECTION: keep-alive\n"), Component::checker, env_of({}));
+  ASSERT_EQ(r.errors.size(), 1u) << all(r);
+  EXPECT_THAT(r.errors[0].to_string(), HasSubstr("test.yml:10:7: targets[0].headers.CONNECTION: set by the checker"));
 }
 
 TEST(ConfigErrors, BatchSizesOutOfBounds) {
@@ -545,15 +556,27 @@ TEST(ConfigEnv, ProcessEnvironmentIsTheDefault) {
   ::unsetenv("WEBMON_CONFIG_TEST_VAR");
 }
 
-// Secrets (values from the environment, passwords) never reach a log line.
-TEST(ConfigEnv, SecretsAreMaskedInLogs) {
+// What the logging sink writes to stderr while `log` runs.
+std::string stderr_of(const std::function<void()>& log) {
   test::TempDir dir;
-  const auto log = dir.path() / "log.txt";
+  const auto path = dir.path() / "log.txt";
   const int saved = dup(STDERR_FILENO);
-  FILE* f = std::fopen(log.c_str(), "w");
-  ASSERT_TRUE(f);
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) throw std::runtime_error("cannot open " + path.string());
   dup2(fileno(f), STDERR_FILENO);
   init_logging(spdlog::level::info, LogFormat::text);
+  log();
+  spdlog::default_logger()->flush();
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::fclose(f);
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Secrets (values from the environment, passwords) never reach a log line.
+TEST(ConfigEnv, SecretsAreMaskedInLogs) {
   const auto cfg = parse_ok("kafka:\n  bootstrap_servers: ${KAFKA}\n  security_protocol: sasl_plaintext\n"
                             "  sasl: {mechanism: PLAIN, username: u, password: sasl-pass-42}\n"
                             "postgres:\n  uri: postgresql://webmon:uri-pass-42@db/webmon\n"
@@ -561,15 +584,10 @@ TEST(ConfigEnv, SecretsAreMaskedInLogs) {
                             "    headers: {Authorization: \"Bearer ${TOKEN}\"}\n",
                             Component::checker, env_of({{"TOKEN", "env-token-42"}, {"KAFKA", "broker-7:9092"}}));
   // URIs are logged through redact_uri(); other secrets are masked by the sink wherever they appear.
-  spdlog::info("sasl={} uri={} header={} brokers={}", cfg.kafka.sasl.password, redact_uri(cfg.postgres.uri),
-               cfg.targets.at(0).headers.at(0).second, cfg.kafka.bootstrap_servers);
-  spdlog::default_logger()->flush();
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  std::fclose(f);
-  std::ifstream in(log);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto text = stderr_of([&] {
+    spdlog::info("sasl={} uri={} header={} brokers={}", cfg.kafka.sasl.password, redact_uri(cfg.postgres.uri),
+                 cfg.targets.at(0).headers.at(0).second, cfg.kafka.bootstrap_servers);
+  });
   EXPECT_THAT(text, HasSubstr("sasl=*** uri=postgresql://"));
   EXPECT_THAT(text, HasSubstr(":***@db/"));
   EXPECT_THAT(text, HasSubstr(" header=Bearer ***"));
@@ -579,6 +597,29 @@ TEST(ConfigEnv, SecretsAreMaskedInLogs) {
   }
   // A value from the environment that is no secret (a broker address) stays readable.
   EXPECT_THAT(text, HasSubstr("brokers=broker-7:9092"));
+}
+
+// A secret value under 4 characters is not masked (it would turn every "on" or "abc" in every
+// log line into ***); 4 characters are. Secret headers by name: Cookie, Proxy-Authorization,
+// *token*, *api-key*, *secret*; and kafka.properties passwords.
+TEST(ConfigEnv, SecretValuesUnderFourCharactersAreNotMasked) {
+  const auto cfg = parse_ok("kafka:\n  bootstrap_servers: h:1\n  properties:\n    ssl.key.password: \"pw7\"\n"
+                            "targets:\n  - name: t\n    target: http://h/\n    check_interval_seconds: 1\n"
+                            "    headers:\n      Cookie: \"c=1\"\n      Proxy-Authorization: \"Zq8w\"\n"
+                            "      X-Auth-Token: \"t0k\"\n      X-Api-Key: \"K4y9\"\n      X-Client-Secret: \"s3c\"\n");
+  const auto& h = cfg.targets.at(0).headers;
+  ASSERT_EQ(h.size(), 5u);
+  const auto text = stderr_of([&] {
+    spdlog::info("cookie=[{}] proxy=[{}] token=[{}] key=[{}] secret=[{}] kafka=[{}]", h.at(0).second, h.at(1).second,
+                 h.at(2).second, h.at(3).second, h.at(4).second,
+                 cfg.kafka.properties.at(0).second);
+  });
+  EXPECT_THAT(text, HasSubstr("cookie=[c=1]"));
+  EXPECT_THAT(text, HasSubstr("proxy=[***]"));
+  EXPECT_THAT(text, HasSubstr("token=[t0k]"));
+  EXPECT_THAT(text, HasSubstr("key=[***]"));
+  EXPECT_THAT(text, HasSubstr("secret=[s3c]"));
+  EXPECT_THAT(text, HasSubstr("kafka=[pw7]"));
 }
 
 // ---------------------------------------------------------------------------------------------
