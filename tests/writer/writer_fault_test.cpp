@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -361,6 +362,44 @@ class FrozenPostgres {
   }
   std::vector<pid_t> stopped_;
 };
+
+// ARCHITECTURE ("Deadlines"): an idle writer still queries PostgreSQL every 10 s, so /readyz says
+// 503 when the server freezes with no traffic at all, and 200 again once it answers.
+TEST(WriterFault, AnIdleWriterNoticesAFrozenPostgresAndRecovers) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wf_topic");
+  const auto& topic = topic_guard.name();
+  create_topic(topic);
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  Writer writer(dir.path(), "writer", topic, unique_name("wf_group"), db.uri(), options);
+  const auto readyz = [&] { return webmon::test::http_get(options.metrics_port, "/readyz").status; };
+  ASSERT_TRUE(eventually([&] { return readyz() == 200; }, 60s)) << writer.log();
+  ASSERT_TRUE(eventually([&] { return writer.log().find("assigned") != std::string::npos; }, 60s)) << writer.log();
+  const auto log_at_freeze = writer.log().size();
+  double seconds_to_503 = -1;
+  {
+    FrozenPostgres frozen;  // continued by its destructor, also when an assertion below fails
+    ASSERT_GT(frozen.processes(), 1u);
+    const auto frozen_at = std::chrono::steady_clock::now();
+    // Nothing is produced: only the idle ping can find out.
+    const bool unready = eventually([&] { return readyz() == 503; }, 60s, 200ms);
+    seconds_to_503 = std::chrono::duration<double>(std::chrono::steady_clock::now() - frozen_at).count();
+    EXPECT_TRUE(writer.process().running()) << writer.log();
+    frozen.thaw();
+    ASSERT_TRUE(unready) << "still ready 60 s into the freeze\n" << writer.log().substr(log_at_freeze);
+  }
+  const auto thawed_at = std::chrono::steady_clock::now();
+  EXPECT_NE(writer.log().find("no answer in time", log_at_freeze), std::string::npos) << writer.log();
+  EXPECT_TRUE(eventually([&] { return readyz() == 200; }, 60s)) << writer.log().substr(log_at_freeze);
+  std::cout << "idle writer: /readyz 503 " << std::to_string(seconds_to_503).substr(0, 4)
+            << " s into the freeze, 200 again "
+            << std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - thawed_at).count())
+                   .substr(0, 4)
+            << " s after it" << std::endl;
+  EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
 
 TEST(WriterFault, PostgresFrozenWithSigstopForAMinuteDuringIngest) {
   TestDatabase db;
