@@ -18,6 +18,7 @@
 
 #include "support/http_client.hpp"
 #include "support/pg_proxy.hpp"
+#include "webmon/writer/migrations.hpp"
 #include "writer_fixture.hpp"
 
 namespace webmon::writer::test {
@@ -399,6 +400,39 @@ TEST(WriterFault, AnIdleWriterNoticesAFrozenPostgresAndRecovers) {
                    .substr(0, 4)
             << " s after it" << std::endl;
   EXPECT_EQ(writer.stop(), 0) << writer.log();
+}
+
+// operations.md ("Schema upgrades"): a writer started while PostgreSQL does not answer (here
+// frozen: its kernel still accepts the connection, nothing answers it) waits, not ready, and
+// applies the migrations once the server answers, then is ready.
+TEST(WriterFault, StartedWhilePostgresIsFrozenItMigratesOnceItAnswers) {
+  TestDatabase db;
+  TempDir dir;
+  WriterOptions options;
+  options.metrics_port = webmon::test::free_port();
+  const auto readyz = [&] { return webmon::test::http_get(options.metrics_port, "/readyz").status; };
+  std::unique_ptr<Writer> writer;
+  {
+    FrozenPostgres frozen;  // continued by its destructor, also when an assertion below fails
+    ASSERT_GT(frozen.processes(), 1u);
+    writer = std::make_unique<Writer>(dir.path(), "writer", unique_name("wf_topic"), unique_name("wf_group"),
+                                      db.uri(), options);
+    // libpq's connect_timeout (10 s by default) ends the first try; the writer says it retries.
+    const bool waiting = eventually([&] { return writer->log().find("retrying") != std::string::npos; }, 60s);
+    const bool unready = eventually([&] { return readyz() == 503; }, 10s);
+    EXPECT_TRUE(writer->process().running()) << writer->log();
+    frozen.thaw();
+    ASSERT_TRUE(waiting) << writer->log();
+    EXPECT_TRUE(unready) << writer->log();
+  }
+  const auto all = std::to_string(embedded_migrations().size());
+  ASSERT_TRUE(eventually(
+      [&] { return writer->log().find("schema: " + all + " migration(s) applied now, 0 already") != std::string::npos; },
+      60s))
+      << writer->log();
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM schema_migrations"), all);
+  EXPECT_TRUE(eventually([&] { return readyz() == 200; }, 60s)) << writer->log();
+  EXPECT_EQ(writer->stop(), 0) << writer->log();
 }
 
 TEST(WriterFault, PostgresFrozenWithSigstopForAMinuteDuringIngest) {
