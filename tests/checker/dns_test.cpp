@@ -2,6 +2,7 @@
 // server (support/dns_server.hpp) on the loopback of a private network namespace, with that
 // namespace's own /etc/resolv.conf and /etc/hosts. No mock of the resolver; no packet leaves.
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -437,6 +438,255 @@ TEST_F(DnsTest, NoNameServerListeningIsADnsErrorAtOnce) {
   EXPECT_EQ(rep.probes[0].detail,
             "resolve nowhere.test: no name server gave an answer (unreachable, SERVFAIL or REFUSED)");
   EXPECT_LT(rep.probes[0].total, 15.0);  // not c-ares's 30 s timeout
+}
+
+// Rewrites a file in place (the namespace's /etc/resolv.conf or /etc/hosts is a bind mount of a
+// test file: it must keep its inode).
+void rewrite(const char* path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error(std::string("cannot rewrite ") + path);
+}
+
+std::string note(const std::string& key, const std::string& value) { return "M\t" + key + "\t" + value + "\n"; }
+
+TEST_F(DnsTest, MaxTtlSecondsCapsAPositiveAnswersTtl) {
+  // Both names answer with TTL 3600. capped.test is looked up through a resolver with
+  // max_ttl_seconds 1, kept.test through one with the default cap (300): both are looked up again
+  // and again until the capped answer has run out and was asked for again.
+  const auto rep = isolated("capped.test A 127.0.0.1 ttl=3600\nkept.test A 127.0.0.1 ttl=3600\n", [](World& w) {
+    CheckerDns one_second;
+    one_second.max_ttl_seconds = 1;
+    auto capped = std::make_shared<Resolver>(w.resolver_executor(), one_second);
+    auto defaults = std::make_shared<Resolver>(w.resolver_executor(), CheckerDns{});
+    std::vector<CheckResult> all;
+    const auto both = [&] {
+      w.use_resolver(capped);
+      all.push_back(w.probe(make_target("c", w.url("capped.test"))));
+      w.use_resolver(defaults);
+      all.push_back(w.probe(make_target("k", w.url("kept.test"))));
+    };
+    const auto started = std::chrono::steady_clock::now();
+    both();
+    double asked_again_after = -1;  // seconds from the first lookup to the one that asked again
+    const bool asked_again = webmon::test::eventually(
+        [&] {
+          both();
+          if (w.dns().queries("capped.test") < 2) return false;
+          asked_again_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+          return true;
+        },
+        15s, 200ms);
+    return w.report(all, {"capped.test", "kept.test"}) + note("asked_again", asked_again ? "1" : "0") +
+           note("after", std::to_string(asked_again_after));
+  });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.notes.at("asked_again"), "1") << "the capped answer was still served after 15 s";
+  EXPECT_EQ(rep.queries.at("capped.test"), 2u);
+  EXPECT_GE(std::stod(rep.notes.at("after")), 1.0);  // kept for its capped TTL, not less
+  ASSERT_GE(rep.probes.size(), 4u);
+  for (const auto& p : rep.probes) EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
+  // The same wait with the default cap: still the one query, the last lookup from the cache.
+  EXPECT_EQ(rep.queries.at("kept.test"), 1u);
+  EXPECT_EQ(rep.probes.back().cached, "1");
+  EXPECT_EQ(rep.probes[rep.probes.size() - 2].cached, "0");  // the capped name's lookup that asked again
+}
+
+TEST_F(DnsTest, WithSeveralServersAFailingOneIsPassedOverForTheNext) {
+  // resolv.conf names 127.0.0.1, whose server reads every query and never answers, then
+  // 127.0.0.2, which answers. glibc's and c-ares's order: the first server first, the next one
+  // after `timeout:` (1 s); the probes' own timeout is 10 s.
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\nnameserver 127.0.0.2\noptions timeout:1 attempts:2\n");
+  const auto out = webmon::test::run_isolated(
+      [] {
+        World w("*.test BLACKHOLE\n", 0ms, CheckerDns{});
+        webmon::test::DnsServer second("one.test A 127.0.0.1\ntwo.test A 127.0.0.1\n", "127.0.0.2", 53);
+        const auto probed = w.report(w.probe_all({make_target("1", w.url("one.test"), 10s),
+                                                  make_target("2", w.url("two.test"), 10s)}),
+                                     {"one.test", "two.test"});
+        return probed + "Q\tsecond:one.test\t" + std::to_string(second.queries("one.test")) + "\nQ\tsecond:two.test\t" +
+               std::to_string(second.queries("two.test")) + "\n";
+      },
+      hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  ASSERT_EQ(rep.probes.size(), 2u);
+  for (const auto& p : rep.probes) {
+    EXPECT_EQ(p.error, ErrorClass::none) << p.detail;  // within the probe's timeout, not a timeout
+    EXPECT_EQ(p.status, "200");
+    EXPECT_THAT(p.peer, ::testing::StartsWith("127.0.0.1:"));
+  }
+  for (const std::string name : {"one.test", "two.test"}) {
+    EXPECT_GE(rep.queries.at(name), 1u) << name << ": the silent first server was asked first";
+    EXPECT_GE(rep.queries.at("second:" + name), 1u) << name << ": ...and then the second one";
+  }
+}
+
+TEST_F(DnsTest, ResolvConfSearchAndNdotsDecideTheNamesAsked) {
+  // `search a.test`, ndots 1 (the default): a bare name is tried with the search domain first,
+  // a name with a dot as it is first. With `ndots:2`, read by a new resolver, the dotted name too
+  // is tried with the search domain first. The server knows every spelling: which one it was
+  // asked shows the order.
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\nsearch a.test\noptions timeout:30 attempts:1\n");
+  const auto out = webmon::test::run_isolated(
+      [] {
+        World w("host.a.test A 127.0.0.1\nhost A 127.0.0.1\nb.c A 127.0.0.1\nb.c.a.test A 127.0.0.1\n", 0ms,
+                CheckerDns{});
+        auto probed = w.report(w.probe_all({make_target("bare", w.url("host")), make_target("dotted", w.url("b.c"))}),
+                               {"host.a.test", "host", "b.c", "b.c.a.test"});
+        rewrite("/etc/resolv.conf", "nameserver 127.0.0.1\nsearch a.test\noptions ndots:2 timeout:30 attempts:1\n");
+        w.use_resolver(std::make_shared<Resolver>(w.resolver_executor(), CheckerDns{}));
+        const auto again = w.probe(make_target("dotted2", w.url("b.c")));
+        probed += line_of(again);
+        for (const std::string n : {"b.c", "b.c.a.test"}) {
+          probed += "Q\tndots2:" + n + "\t" + std::to_string(w.dns().queries(n)) + "\n";
+        }
+        return probed;
+      },
+      hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  ASSERT_EQ(rep.probes.size(), 3u);
+  for (const auto& p : rep.probes) EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
+  // ndots 1: "host" (no dot) became host.a.test; "b.c" (one dot) was asked as it is.
+  EXPECT_EQ(rep.queries.at("host.a.test"), 1u);
+  EXPECT_EQ(rep.queries.at("host"), 0u);
+  EXPECT_EQ(rep.queries.at("b.c"), 1u);
+  EXPECT_EQ(rep.queries.at("b.c.a.test"), 0u);
+  // ndots 2: "b.c" has fewer dots than that, so b.c.a.test was asked first (and answered).
+  EXPECT_EQ(rep.queries.at("ndots2:b.c.a.test"), 1u);
+  EXPECT_EQ(rep.queries.at("ndots2:b.c"), 1u);  // not asked again
+}
+
+TEST_F(DnsTest, ResolvConfRotateSpreadsQueriesOverTheServers) {
+  // Two answering servers. Without `rotate` every query goes to the first; with `options rotate`
+  // (read by a new resolver) they take turns.
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\nnameserver 127.0.0.2\noptions timeout:30 attempts:1\n");
+  const auto out = webmon::test::run_isolated(
+      [] {
+        World w("*.r.test A 127.0.0.1\n", 0ms, CheckerDns{});
+        webmon::test::DnsServer second("*.r.test A 127.0.0.1\n", "127.0.0.2", 53);
+        std::vector<CheckResult> all;
+        const auto four = [&](const std::string& prefix) {
+          for (int i = 0; i < 4; ++i) all.push_back(w.probe(make_target("r", w.url(prefix + std::to_string(i) + ".r.test"))));
+        };
+        four("plain");
+        const auto plain_first = w.dns().total_queries(), plain_second = second.total_queries();
+        rewrite("/etc/resolv.conf", "nameserver 127.0.0.1\nnameserver 127.0.0.2\noptions rotate timeout:30 attempts:1\n");
+        w.use_resolver(std::make_shared<Resolver>(w.resolver_executor(), CheckerDns{}));
+        four("rotated");
+        return w.report(all, {}) + note("plain_first", std::to_string(plain_first)) +
+               note("plain_second", std::to_string(plain_second)) +
+               note("rotate_first", std::to_string(w.dns().total_queries() - plain_first)) +
+               note("rotate_second", std::to_string(second.total_queries() - plain_second));
+      },
+      hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  const auto n = [&](const std::string& k) { return std::stoull(rep.notes.at(k)); };
+  ASSERT_EQ(rep.probes.size(), 8u);
+  for (const auto& p : rep.probes) EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
+  EXPECT_EQ(n("plain_first"), 4u);
+  EXPECT_EQ(n("plain_second"), 0u);
+  EXPECT_GE(n("rotate_first"), 1u);
+  EXPECT_GE(n("rotate_second"), 1u);
+  EXPECT_EQ(n("rotate_first") + n("rotate_second"), 4u);  // each lookup one query, none lost
+}
+
+// A reload as webmon-checker does it on SIGHUP: Scheduler::apply with the new config gives each
+// shard a new resolver (which reads /etc/resolv.conf and /etc/hosts again) that takes over the
+// old one's cache.
+std::string run_reload() {
+  webmon::test::DnsServer first("kept.test A 127.0.0.1 ttl=60\nmoved.test A 127.0.0.1\n", "127.0.0.1", 53);
+  webmon::test::DnsServer second("moved.test A 127.0.0.1\n", "127.0.0.2", 53);  // knows nothing of kept.test
+  asio::io_context http_io;
+  TestServer site(http_io, respond_with(http_response(200, "ok")), nullptr, asio::ip::make_address("127.0.0.1"));
+  std::thread http_thread([&] { http_io.run(); });
+
+  const auto target = [&](const std::string& name, const std::string& host) {
+    auto t = make_target(name, "http://" + host + ":" + std::to_string(site.port()) + "/", 900ms);
+    t->interval = 1s;
+    return *t;
+  };
+  std::mutex m;
+  std::map<std::string, std::vector<CheckResult>> results;
+  const auto count = [&](const std::string& name) {
+    std::lock_guard lock(m);
+    return results[name].size();
+  };
+  const auto any_ok_after = [&](const std::string& name, std::size_t from) {
+    std::lock_guard lock(m);
+    const auto& rs = results[name];
+    for (std::size_t i = from; i < rs.size(); ++i) {
+      if (rs[i].ok) return true;
+    }
+    return false;
+  };
+  CheckerMetrics metrics(false);
+  Scheduler scheduler({1, 10000, "dns-test"},
+                      [&](const CheckResult& r) {
+                        std::lock_guard lock(m);
+                        results[r.target].push_back(r);
+                      },
+                      metrics);
+  scheduler.start();
+  std::vector<TargetConfig> before{target("kept", "kept.test")};
+  auto ctx = ProbeContext::for_targets(before);
+  scheduler.apply(share_targets(std::move(before)), probe_fn(ctx), CheckerDns{});
+  const bool learnt = webmon::test::eventually([&] { return any_ok_after("kept", 0); }, 20s);
+
+  rewrite("/etc/resolv.conf", "nameserver 127.0.0.2\noptions timeout:30 attempts:1\n");
+  rewrite("/etc/hosts", "127.0.0.1 localhost\n127.0.0.1 added.test\n");
+  // A probe of kept.test in flight may still end with the old resolver: look at those that
+  // started after the one after it.
+  const auto kept_from = count("kept") + 1;
+  std::vector<TargetConfig> after{target("kept", "kept.test"), target("moved", "moved.test"),
+                                  target("added", "added.test")};
+  ctx = ProbeContext::for_targets(after);
+  scheduler.apply(share_targets(std::move(after)), probe_fn(ctx), CheckerDns{});
+  const bool reloaded = webmon::test::eventually(
+      [&] { return count("kept") > kept_from && any_ok_after("moved", 0) && any_ok_after("added", 0); }, 20s);
+  scheduler.stop(5s);
+  http_io.stop();
+  http_thread.join();
+
+  std::lock_guard lock(m);
+  std::size_t kept_after = 0, kept_after_not_cached = 0;
+  for (std::size_t i = kept_from; i < results["kept"].size(); ++i) {
+    ++kept_after;
+    if (!results["kept"][i].ok || results["kept"][i].dns_cached != true) ++kept_after_not_cached;
+  }
+  return note("learnt", learnt ? "1" : "0") + note("reloaded", reloaded ? "1" : "0") +
+         note("kept_after", std::to_string(kept_after)) + note("kept_after_not_cached", std::to_string(kept_after_not_cached)) +
+         "Q\tfirst:kept.test\t" + std::to_string(first.queries("kept.test")) + "\nQ\tsecond:kept.test\t" +
+         std::to_string(second.queries("kept.test")) + "\nQ\tfirst:moved.test\t" + std::to_string(first.queries("moved.test")) +
+         "\nQ\tsecond:moved.test\t" + std::to_string(second.queries("moved.test")) + "\nQ\tadded.test\t" +
+         std::to_string(first.queries("added.test") + second.queries("added.test")) + "\n";
+}
+
+TEST_F(DnsTest, AReloadRereadsResolvConfAndHostsAndKeepsTheCache) {
+  const auto hosts = dir_.write("hosts", "127.0.0.1 localhost\n");
+  const auto resolv = dir_.write("resolv.conf", "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n");
+  const auto out = webmon::test::run_isolated([] { return run_reload(); }, hosts, resolv);
+  WEBMON_REQUIRE_ISOLATED(out);
+  const auto rep = parse_report(out.text);
+  ASSERT_EQ(rep.notes.at("learnt"), "1");
+  ASSERT_EQ(rep.notes.at("reloaded"), "1");
+  // The cache was kept: kept.test, learnt before the reload, was asked for once, of the old
+  // server, and every probe after the reload read it from the cache (the new server would have
+  // said NXDOMAIN).
+  EXPECT_EQ(rep.queries.at("first:kept.test"), 1u);
+  EXPECT_EQ(rep.queries.at("second:kept.test"), 0u);
+  EXPECT_GE(std::stoull(rep.notes.at("kept_after")), 1u);
+  EXPECT_EQ(rep.notes.at("kept_after_not_cached"), "0");
+  // resolv.conf was read again: a name first looked up after the reload went to the new server.
+  EXPECT_GE(rep.queries.at("second:moved.test"), 1u);
+  EXPECT_EQ(rep.queries.at("first:moved.test"), 0u);
+  // /etc/hosts too: the entry added before the reload answered without a query.
+  EXPECT_EQ(rep.queries.at("added.test"), 0u);
 }
 
 // The case that made healthy sites look down with getaddrinfo: a few names whose server never
