@@ -419,7 +419,7 @@ TEST(WriterFault, StartedWhilePostgresIsFrozenItMigratesOnceItAnswers) {
                                       db.uri(), options);
     // libpq's connect_timeout (10 s by default) ends the first try; the writer says it retries.
     const bool waiting = eventually([&] { return writer->log().find("retrying") != std::string::npos; }, 60s);
-    const bool unready = eventually([&] { return readyz() == 503; }, 10s);
+    const bool unready = eventually([&] { return readyz() == 503; }, 30s);
     EXPECT_TRUE(writer->process().running()) << writer->log();
     frozen.thaw();
     ASSERT_TRUE(waiting) << writer->log();
