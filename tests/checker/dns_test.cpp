@@ -570,8 +570,10 @@ TEST_F(DnsTest, ResolvConfRotateSpreadsQueriesOverTheServers) {
         World w("*.r.test A 127.0.0.1\n", 0ms, CheckerDns{});
         webmon::test::DnsServer second("*.r.test A 127.0.0.1\n", "127.0.0.2", 53);
         std::vector<CheckResult> all;
-        const auto four = [&](const std::string& prefix) {
-          for (int i = 0; i < 4; ++i) all.push_back(w.probe(make_target("r", w.url(prefix + std::to_string(i) + ".r.test"))));
+        const auto four = [&](const std::string& prefix) {  // four names at once, each one query
+          std::vector<std::shared_ptr<TargetConfig>> targets;
+          for (int i = 0; i < 4; ++i) targets.push_back(make_target("r" + std::to_string(i), w.url(prefix + std::to_string(i) + ".r.test")));
+          for (auto& r : w.probe_all(targets)) all.push_back(std::move(r));
         };
         four("plain");
         const auto plain_first = w.dns().total_queries(), plain_second = second.total_queries();
@@ -657,7 +659,7 @@ std::string run_reload() {
   std::size_t kept_after = 0, kept_after_not_cached = 0;
   for (std::size_t i = kept_from; i < results["kept"].size(); ++i) {
     ++kept_after;
-    if (!results["kept"][i].ok || results["kept"][i].dns_cached != true) ++kept_after_not_cached;
+    if (results["kept"][i].dns_cached != true) ++kept_after_not_cached;  // the new server: NXDOMAIN
   }
   return note("learnt", learnt ? "1" : "0") + note("reloaded", reloaded ? "1" : "0") +
          note("kept_after", std::to_string(kept_after)) + note("kept_after_not_cached", std::to_string(kept_after_not_cached)) +
