@@ -1,6 +1,7 @@
 // Integration (real Kafka from scripts/stack, the real webmon-checker binary): the checker probes
 // local sites and the topic holds exactly one v1 message per due probe per target, every field
-// right; SIGHUP reloads; SIGTERM stops it cleanly; --check-config exit codes.
+// right; an existing topic keeps its partitions; SIGHUP reloads; SIGTERM stops it cleanly;
+// --check-config exit codes.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -15,6 +16,7 @@
 #include "support/process.hpp"
 #include "support/stack.hpp"
 #include "webmon/common/check_result.hpp"
+#include "webmon/common/kafka.hpp"
 
 namespace {
 
@@ -112,6 +114,15 @@ TEST(CheckerKafkaIntegration, OneMessagePerDueProbeWithEveryFieldRight) {
   EXPECT_LE(*in_flight, 4);
   EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_targets"), std::optional<double>(4)) << metrics;
   EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_results_dropped_total"), std::optional<double>(0));
+  EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_delivery_errors_total"), std::optional<double>(0))
+      << metrics;
+  // Whole probes timed (flushed into the histogram once a second, so it may lag the counters
+  // above): at least the six of the lateness count's first seconds, each one a message on the
+  // topic read below, and taking time.
+  const auto durations = webmon::test::metric_value(metrics, "webmon_checker_probe_duration_seconds_count");
+  EXPECT_GE(durations.value_or(0), 6) << metrics;
+  EXPECT_GT(webmon::test::metric_value(metrics, "webmon_checker_probe_duration_seconds_sum").value_or(0), 0.0)
+      << metrics;
 
   checker.signal(SIGTERM);
   const auto status = checker.wait_for_exit(60s);
@@ -124,6 +135,7 @@ TEST(CheckerKafkaIntegration, OneMessagePerDueProbeWithEveryFieldRight) {
   const auto records = webmon::test::read_topic(topic, 12);
   const auto msgs = by_target(records);
   ASSERT_EQ(msgs.size(), 4u) << checker.log();
+  EXPECT_LE(durations.value_or(0), static_cast<double>(records.size())) << "more probes timed than results sent";
   for (const auto& [name, ms] : msgs) {
     expect_one_message_per_due_probe(ms, name);
     for (const auto& m : ms) {
@@ -174,6 +186,34 @@ TEST(CheckerKafkaIntegration, OneMessagePerDueProbeWithEveryFieldRight) {
       {"sh", "-c", "python3 '" WEBMON_SOURCE_DIR "/tests/common/validate_messages.py' '" WEBMON_SOURCE_DIR
                    "/docs/message-schema.v1.json' < '" + lines.string() + "'"});
   EXPECT_EQ(vrc, 0) << vout;
+}
+
+// A topic that exists already is used as it is: made here with 1 partition, it still has 1 after a
+// checker configured with topic_partitions: 3 ran on it, and the checker's results are on it.
+TEST(CheckerKafkaIntegration, AnExistingTopicIsLeftWithItsPartitions) {
+  webmon::test::HttpSite site;
+  TempDir dir;
+  const auto topic = webmon::test::unique_name("existing");
+  {
+    webmon::kafka::ConfPtr conf(rd_kafka_conf_new());
+    webmon::kafka::set(conf.get(), "bootstrap.servers", webmon::test::kafka_bootstrap());
+    auto admin = webmon::kafka::new_handle(RD_KAFKA_PRODUCER, std::move(conf));
+    webmon::kafka::ensure_topic(admin.get(), topic, 1, 30000);
+  }
+  ASSERT_EQ(webmon::test::partition_count(topic), 1);
+  const auto cfg = dir.write("config.yml", config_text(topic, target_yaml("kept", site.url("/kept")), webmon::test::free_port()));
+  ChildProcess checker({WEBMON_CHECKER_BIN, "--config", cfg.string()}, dir.path() / "checker.log");
+  ASSERT_TRUE(webmon::test::eventually([&] { return site.hits("/kept") >= 2; }, 60s)) << checker.log();
+  checker.signal(SIGTERM);
+  EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
+  EXPECT_EQ(webmon::test::partition_count(topic), 1) << checker.log();
+  const auto records = webmon::test::read_topic(topic, 2);
+  ASSERT_GE(records.size(), 2u) << checker.log();
+  for (const auto& r : records) {
+    EXPECT_EQ(r.partition, 0);
+    EXPECT_EQ(r.key, "kept");
+    EXPECT_EQ(r.headers.at("schema"), "webmon.check.v1");
+  }
 }
 
 TEST(CheckerKafkaIntegration, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors) {

@@ -53,6 +53,46 @@ TEST(DaemonPromises, EveryBinaryStartedOnAnInvalidFileExitsTwoAndNamesFileLineCo
   }
 }
 
+// --help (and -h) of each daemon: exit 0, and the usage names every flag with its argument.
+TEST(DaemonPromises, EachDaemonsHelpExitsZeroWithAUsageNamingEveryFlag) {
+  for (const std::string bin : {WEBMON_CHECKER_BIN, WEBMON_WRITER_BIN}) {
+    const auto program = bin.substr(bin.rfind('/') + 1);
+    for (const std::string flag : {"--help", "-h"}) {
+      const auto [rc, out] = webmon::test::run_command({bin, flag}, 60s);
+      EXPECT_EQ(rc, 0) << program << " " << flag << ":\n" << out;
+      EXPECT_EQ(out.rfind("usage: " + program + " ", 0), 0u) << program << " " << flag << ":\n" << out;
+      for (const char* named : {"--config PATH", "--check-config", "--log-level LEVEL", "--version", "--help"}) {
+        EXPECT_NE(out.find(named), std::string::npos) << program << " " << flag << " lacks " << named << ":\n" << out;
+      }
+    }
+  }
+}
+
+// The checker's /readyz says 503 "not ready" while its Kafka refuses connections (a loopback port
+// nobody listens on), once librdkafka has tried and failed; /healthz says it is alive; SIGTERM
+// still stops it cleanly.
+TEST(DaemonPromises, TheCheckerIsNotReadyWhileKafkaIsUnreachableAndStillStopsCleanly) {
+  TempDir dir;
+  const auto metrics_port = webmon::test::free_port();
+  const auto cfg = dir.write("lonely.yml", "kafka:\n  bootstrap_servers: \"127.0.0.1:" +
+                                               std::to_string(webmon::test::free_port()) + "\"\n  topic: " +
+                                               webmon::test::unique_name("wmops-unready") +
+                                               "\nchecker:\n  metrics_listen: \"127.0.0.1:" +
+                                               std::to_string(metrics_port) + "\"\ntargets: []\n");
+  ChildProcess checker({WEBMON_CHECKER_BIN, "--config", cfg.string()}, dir.path() / "checker.log");
+  ASSERT_TRUE(webmon::test::eventually([&] { return checker.log().find("Connection refused") != std::string::npos; }, 60s))
+      << checker.log();
+  // The status is 0 for no answer at all (not listening yet): only an answering server gives 503.
+  webmon::test::HttpReply ready;
+  ASSERT_TRUE(webmon::test::eventually([&] { return (ready = webmon::test::http_get(metrics_port, "/readyz")).status != 0; }, 60s))
+      << checker.log();
+  EXPECT_EQ(ready.status, 503) << ready.body << "\n" << checker.log();
+  EXPECT_NE(ready.body.find("not ready"), std::string::npos) << ready.body;
+  EXPECT_EQ(webmon::test::http_get(metrics_port, "/healthz").status, 200);
+  checker.signal(SIGTERM);
+  EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
+}
+
 // Each non-empty line of `log` is a JSON object with the documented fields; returns how many.
 std::size_t expect_json_lines(const std::string& log, const std::string& who) {
   std::istringstream in(log);
