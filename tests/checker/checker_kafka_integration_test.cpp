@@ -207,7 +207,7 @@ TEST(CheckerKafkaIntegration, AnExistingTopicIsLeftWithItsPartitions) {
   checker.signal(SIGTERM);
   EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
   EXPECT_EQ(webmon::test::partition_count(topic), 1) << checker.log();
-  const auto records = webmon::test::read_topic(topic, 2);
+  const auto records = webmon::test::read_topic(topic, 2, 1s);  // all there: the checker stopped cleanly
   ASSERT_GE(records.size(), 2u) << checker.log();
   for (const auto& r : records) {
     EXPECT_EQ(r.partition, 0);
