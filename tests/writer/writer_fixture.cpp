@@ -92,6 +92,42 @@ void Producer::delete_records_before(const std::string& topic, std::int32_t part
   }
 }
 
+void Producer::add_partitions(const std::string& topic, int total) {
+  std::array<char, 512> errstr{};
+  rd_kafka_NewPartitions_t* request =
+      rd_kafka_NewPartitions_new(topic.c_str(), static_cast<std::size_t>(total), errstr.data(), errstr.size());
+  if (!request) throw std::runtime_error(std::string("CreatePartitions: ") + errstr.data());
+  kafka::QueuePtr queue(rd_kafka_queue_new(rk_.get()));
+  rd_kafka_CreatePartitions(rk_.get(), &request, 1, nullptr, queue.get());
+  rd_kafka_NewPartitions_destroy(request);
+  kafka::EventPtr event(rd_kafka_queue_poll(queue.get(), 60000));
+  if (!event) throw std::runtime_error("CreatePartitions: no answer within 60 s");
+  if (rd_kafka_event_error(event.get())) {
+    throw std::runtime_error(std::string("CreatePartitions: ") + rd_kafka_event_error_string(event.get()));
+  }
+  const auto* result = rd_kafka_event_CreatePartitions_result(event.get());
+  std::size_t count = 0;
+  const auto* topics = result ? rd_kafka_CreatePartitions_result_topics(result, &count) : nullptr;
+  if (!topics || count != 1) throw std::runtime_error("CreatePartitions: no result for the topic");
+  if (rd_kafka_topic_result_error(topics[0])) throw std::runtime_error("CreatePartitions: " + kafka::topic_error_text(topics[0]));
+  // The controller answers before every broker's metadata says so: wait until it does.
+  const std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> handle(
+      rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (true) {
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (rd_kafka_metadata(rk_.get(), 0, handle.get(), &metadata, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const bool done = metadata->topic_cnt == 1 && metadata->topics[0].partition_cnt == total;
+      rd_kafka_metadata_destroy(metadata);
+      if (done) return;
+    }
+    if (std::chrono::steady_clock::now() > give_up) {
+      throw std::runtime_error("CreatePartitions: the metadata shows no " + std::to_string(total) + " partitions");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 void Producer::produce(const std::string& topic, const std::optional<std::string>& key,
                        const std::optional<std::string>& value, bool header, std::int32_t partition) {
   // rd_kafka_produceva: the same as rd_kafka_producev without its macros' C casts.

@@ -41,6 +41,9 @@ class Producer {
   // Moves the partition's log start offset to `before` with the admin API's DeleteRecords, as
   // retention moves it: the messages before it are gone (throws if the broker refuses).
   void delete_records_before(const std::string& topic, std::int32_t partition, std::int64_t before);
+  // Grows the topic to `total` partitions with the admin API's CreatePartitions, as
+  // `kafka-topics.sh --alter --partitions` does, and waits until the broker's metadata shows them.
+  void add_partitions(const std::string& topic, int total);
 
  private:
   kafka::HandlePtr rk_;
