@@ -16,7 +16,6 @@
 #include "support/process.hpp"
 #include "support/stack.hpp"
 #include "webmon/common/check_result.hpp"
-#include "webmon/common/kafka.hpp"
 
 namespace {
 
@@ -194,12 +193,7 @@ TEST(CheckerKafkaIntegration, AnExistingTopicIsLeftWithItsPartitions) {
   webmon::test::HttpSite site;
   TempDir dir;
   const auto topic = webmon::test::unique_name("existing");
-  {
-    webmon::kafka::ConfPtr conf(rd_kafka_conf_new());
-    webmon::kafka::set(conf.get(), "bootstrap.servers", webmon::test::kafka_bootstrap());
-    auto admin = webmon::kafka::new_handle(RD_KAFKA_PRODUCER, std::move(conf));
-    webmon::kafka::ensure_topic(admin.get(), topic, 1, 30000);
-  }
+  webmon::test::create_topic(topic, 1);
   ASSERT_EQ(webmon::test::partition_count(topic), 1);
   const auto cfg = dir.write("config.yml", config_text(topic, target_yaml("kept", site.url("/kept")), webmon::test::free_port()));
   ChildProcess checker({WEBMON_CHECKER_BIN, "--config", cfg.string()}, dir.path() / "checker.log");

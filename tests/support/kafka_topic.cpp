@@ -69,4 +69,11 @@ int partition_count(const std::string& topic) {
   return n;
 }
 
+void create_topic(const std::string& topic, int partitions) {
+  kafka::ConfPtr conf(rd_kafka_conf_new());
+  kafka::set(conf.get(), "bootstrap.servers", kafka_bootstrap());
+  auto rk = kafka::new_handle(RD_KAFKA_PRODUCER, std::move(conf));
+  kafka::ensure_topic(rk.get(), topic, partitions, 30000);
+}
+
 }  // namespace webmon::test

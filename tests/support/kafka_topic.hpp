@@ -27,4 +27,8 @@ std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_re
 // How many partitions the broker has for `topic` (0: no such topic).
 int partition_count(const std::string& topic);
 
+// Makes `topic` with `partitions` partitions through the admin API, as an operator would before
+// the checker starts (kafka::ensure_topic: an existing topic is left as it is).
+void create_topic(const std::string& topic, int partitions);
+
 }  // namespace webmon::test

@@ -55,6 +55,20 @@ CheckResult make_check(std::int64_t i, int targets) {
   return r;
 }
 
+namespace {
+
+// The answer to an admin request sent to `queue`; throws "<what>: ..." for none within 60 s or an error.
+kafka::EventPtr admin_answer(rd_kafka_queue_t* queue, const char* what) {
+  kafka::EventPtr event(rd_kafka_queue_poll(queue, 60000));
+  if (!event) throw std::runtime_error(std::string(what) + ": no answer within 60 s");
+  if (rd_kafka_event_error(event.get())) {
+    throw std::runtime_error(std::string(what) + ": " + rd_kafka_event_error_string(event.get()));
+  }
+  return event;
+}
+
+}  // namespace
+
 Producer::Producer() {
   KafkaConfig cfg;
   cfg.bootstrap_servers = webmon::test::kafka_bootstrap();
@@ -79,11 +93,7 @@ void Producer::delete_records_before(const std::string& topic, std::int32_t part
   kafka::QueuePtr queue(rd_kafka_queue_new(rk_.get()));
   rd_kafka_DeleteRecords(rk_.get(), &request, 1, nullptr, queue.get());
   rd_kafka_DeleteRecords_destroy(request);
-  kafka::EventPtr event(rd_kafka_queue_poll(queue.get(), 60000));
-  if (!event) throw std::runtime_error("DeleteRecords: no answer within 60 s");
-  if (rd_kafka_event_error(event.get())) {
-    throw std::runtime_error(std::string("DeleteRecords: ") + rd_kafka_event_error_string(event.get()));
-  }
+  const auto event = admin_answer(queue.get(), "DeleteRecords");
   const auto* result = rd_kafka_event_DeleteRecords_result(event.get());
   const auto* done = result ? rd_kafka_DeleteRecords_result_offsets(result) : nullptr;
   if (!done || done->cnt != 1) throw std::runtime_error("DeleteRecords: no result for the partition");
@@ -100,11 +110,7 @@ void Producer::add_partitions(const std::string& topic, int total) {
   kafka::QueuePtr queue(rd_kafka_queue_new(rk_.get()));
   rd_kafka_CreatePartitions(rk_.get(), &request, 1, nullptr, queue.get());
   rd_kafka_NewPartitions_destroy(request);
-  kafka::EventPtr event(rd_kafka_queue_poll(queue.get(), 60000));
-  if (!event) throw std::runtime_error("CreatePartitions: no answer within 60 s");
-  if (rd_kafka_event_error(event.get())) {
-    throw std::runtime_error(std::string("CreatePartitions: ") + rd_kafka_event_error_string(event.get()));
-  }
+  const auto event = admin_answer(queue.get(), "CreatePartitions");
   const auto* result = rd_kafka_event_CreatePartitions_result(event.get());
   std::size_t count = 0;
   const auto* topics = result ? rd_kafka_CreatePartitions_result_topics(result, &count) : nullptr;
@@ -113,19 +119,16 @@ void Producer::add_partitions(const std::string& topic, int total) {
   // The controller answers before every broker's metadata says so: wait until it does.
   const std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> handle(
       rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (true) {
-    const rd_kafka_metadata_t* metadata = nullptr;
-    if (rd_kafka_metadata(rk_.get(), 0, handle.get(), &metadata, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const bool done = metadata->topic_cnt == 1 && metadata->topics[0].partition_cnt == total;
-      rd_kafka_metadata_destroy(metadata);
-      if (done) return;
-    }
-    if (std::chrono::steady_clock::now() > give_up) {
-      throw std::runtime_error("CreatePartitions: the metadata shows no " + std::to_string(total) + " partitions");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  const bool shown = webmon::test::eventually(
+      [&] {
+        const rd_kafka_metadata_t* metadata = nullptr;
+        if (rd_kafka_metadata(rk_.get(), 0, handle.get(), &metadata, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+        const bool done = metadata->topic_cnt == 1 && metadata->topics[0].partition_cnt == total;
+        rd_kafka_metadata_destroy(metadata);
+        return done;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(200));
+  if (!shown) throw std::runtime_error("CreatePartitions: the metadata shows no " + std::to_string(total) + " partitions");
 }
 
 void Producer::produce(const std::string& topic, const std::optional<std::string>& key,

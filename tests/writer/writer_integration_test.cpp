@@ -378,6 +378,16 @@ TEST(WriterWithKafkaAndPostgres, RetentionDropsWholeOldPartitions) {
   EXPECT_EQ(writer.stop(), 0) << writer.log();
 }
 
+// The daily partition of the UTC day `days_back` days before today: checks_YYYYMMDD.
+std::string day_partition(const TestDatabase& db, int days_back) {
+  return db.scalar("SELECT to_char((now() AT TIME ZONE 'UTC')::date - " + std::to_string(days_back) +
+                   ", '\"checks_\"YYYYMMDD')");
+}
+
+bool table_exists(const TestDatabase& db, const std::string& relname) {
+  return db.scalar("SELECT to_regclass('" + relname + "') IS NOT NULL") == "t";
+}
+
 // By hand, as operations.md ("Retention") shows: SELECT webmon_drop_checks_before(cutoff) drops
 // the daily partitions wholly before the cutoff, with their rows, returns how many it dropped,
 // and leaves the cutoff's day and later ones as they were.
@@ -386,12 +396,6 @@ TEST(WriterWithPostgres, DropChecksBeforeByHandReturnsThePartitionsDroppedAndKee
   apply_migrations(db.uri());
   const std::string today = "(now() AT TIME ZONE 'UTC')::date";
   const std::vector<int> days_back = {100, 95, 91, 90, 89, 0};  // the cutoff is 90 days back
-  const auto partition = [&](int back) {
-    return db.scalar("SELECT to_char(" + today + " - " + std::to_string(back) + ", '\"checks_\"YYYYMMDD')");
-  };
-  const auto exists = [&](const std::string& relname) {
-    return db.scalar("SELECT to_regclass('" + relname + "') IS NOT NULL") == "t";
-  };
   db.exec("INSERT INTO targets (name, url, first_seen, last_seen) VALUES ('d', 'http://d/', now(), now())");
   db.exec("INSERT INTO checkers (name) VALUES ('drop-test')");
   for (const int back : days_back) {
@@ -402,18 +406,20 @@ TEST(WriterWithPostgres, DropChecksBeforeByHandReturnsThePartitionsDroppedAndKee
     db.exec("INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, body_bytes, redirects, "
             "ok) SELECT " + when + ", " + when + ", t.id, c.id, 0.1, 0, 0, true FROM targets t, checkers c, "
             "generate_series(1, 2) AS k");
-    ASSERT_EQ(db.scalar("SELECT count(*) FROM ONLY " + partition(back)), "2") << partition(back);
+    const auto name = day_partition(db, back);
+    ASSERT_EQ(db.scalar("SELECT count(*) FROM ONLY " + name), "2") << name;
   }
   ASSERT_EQ(db.scalar("SELECT count(*) FROM checks_default"), "0");
 
   EXPECT_EQ(db.scalar("SELECT webmon_drop_checks_before(" + today + " - 90)"), "3");
   for (const int back : days_back) {
+    const auto name = day_partition(db, back);
     if (back > 90) {
-      EXPECT_FALSE(exists(partition(back))) << partition(back) << " is wholly before the cutoff";
+      EXPECT_FALSE(table_exists(db, name)) << name << " is wholly before the cutoff";
     } else {
-      EXPECT_TRUE(exists(partition(back))) << partition(back);
-      if (exists(partition(back))) {
-        EXPECT_EQ(db.scalar("SELECT count(*) FROM ONLY " + partition(back)), "2");
+      EXPECT_TRUE(table_exists(db, name)) << name;
+      if (table_exists(db, name)) {
+        EXPECT_EQ(db.scalar("SELECT count(*) FROM ONLY " + name), "2");
       }
     }
   }
@@ -450,12 +456,8 @@ TEST(WriterWithKafkaAndPostgres, PartitionsAreMadeForTheDaysABatchHoldsAndLaterT
     producer.produce(topic, std::nullopt, encode_check_result(check_days_ago(i, back)));
   }
   producer.flush();
-  const auto partition = [&](int back) {
-    return db.scalar("SELECT to_char((now() AT TIME ZONE 'UTC')::date - " + std::to_string(back) +
-                     ", '\"checks_\"YYYYMMDD')");
-  };
   const auto rows_in = [&](const std::string& relname) {
-    if (db.scalar("SELECT to_regclass('" + relname + "') IS NOT NULL") != "t") return std::string("no such table");
+    if (!table_exists(db, relname)) return std::string("no such table");
     return db.scalar("SELECT count(*) FROM ONLY " + relname);
   };
   {
@@ -463,9 +465,9 @@ TEST(WriterWithKafkaAndPostgres, PartitionsAreMadeForTheDaysABatchHoldsAndLaterT
     ASSERT_TRUE(eventually([&] { return counts(db).rows == 3; }, 120s)) << writer.log();
     EXPECT_EQ(writer.stop(), 0) << writer.log();
   }
-  EXPECT_EQ(rows_in(partition(0)), "1");
-  EXPECT_EQ(rows_in(partition(20)), "1") << "20 days back is within the last month";
-  EXPECT_EQ(rows_in(partition(40)), "no such table") << "40 days back is not";
+  EXPECT_EQ(rows_in(day_partition(db, 0)), "1");
+  EXPECT_EQ(rows_in(day_partition(db, 20)), "1") << "20 days back is within the last month";
+  EXPECT_EQ(rows_in(day_partition(db, 40)), "no such table") << "40 days back is not";
   EXPECT_EQ(rows_in("checks_default"), "1");
 
   producer.produce(topic, std::nullopt, encode_check_result(check_days_ago(3, 40)));
@@ -477,7 +479,7 @@ TEST(WriterWithKafkaAndPostgres, PartitionsAreMadeForTheDaysABatchHoldsAndLaterT
     ASSERT_TRUE(eventually([&] { return counts(db).rows == 4; }, 120s)) << writer.log();
     EXPECT_EQ(writer.stop(), 0) << writer.log();
   }
-  EXPECT_EQ(rows_in(partition(40)), "2") << "the new row and the one moved out of the default partition";
+  EXPECT_EQ(rows_in(day_partition(db, 40)), "2") << "the new row and the one moved out of the default partition";
   EXPECT_EQ(rows_in("checks_default"), "0");
   const auto c = counts(db);
   EXPECT_EQ(c.rows, 4);
