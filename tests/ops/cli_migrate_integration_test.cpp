@@ -88,4 +88,44 @@ TEST(CliMigrate, AMigrationThisBinaryDoesNotKnowIsAWarningNotAnError) {
       << "the newer one's record is left as it is";
 }
 
+// The CLI's log lines are warnings and worse unless asked for (README: Command line; its answer is
+// its output): the info line that names WEBMON_MIGRATIONS_DIR is there with --log-level info or
+// WEBMON_LOG_LEVEL=info, and not by default. `env -u` keeps a WEBMON_LOG_LEVEL of the caller out.
+TEST(CliMigrate, LogsOnlyWarningsUnlessAskedForMore) {
+  webmon::test::TestDatabase db;
+  TempDir dir;
+  const auto config = dir.write("config.yml", "postgres:\n  uri: " + db.uri() + "\n");
+  const auto [first, out] = webmon::test::run_command({WEBMON_CLI_BIN, "migrate", "--config", config.string()});
+  ASSERT_EQ(first, 0) << out;
+  for (const auto& m : webmon::writer::embedded_migrations()) dir.write("sql/" + m.name, m.sql);
+  const auto sql_dir = (dir.path() / "sql").string();
+  const std::string info_line = "migrations from " + sql_dir + " (WEBMON_MIGRATIONS_DIR)";
+  // `env -u WEBMON_LOG_LEVEL [NAME=value] webmon migrate --config FILE [flags]`
+  const auto migrate = [&](const std::vector<std::string>& env, const std::vector<std::string>& flags) {
+    std::vector<std::string> argv{"env", "-u", "WEBMON_LOG_LEVEL"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.insert(argv.end(), {WEBMON_CLI_BIN, "migrate", "--config", config.string()});
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return webmon::test::run_command(argv, 60s, {"WEBMON_MIGRATIONS_DIR=" + sql_dir});
+  };
+  const std::string up_to_date =
+      "schema up to date (" + std::to_string(webmon::writer::embedded_migrations().size()) + " migrations applied)";
+  {
+    const auto [status, output] = migrate({}, {});
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_NE(output.find(up_to_date), std::string::npos) << output;
+    EXPECT_EQ(output.find(info_line), std::string::npos) << "an info line at the default level:\n" << output;
+  }
+  {
+    const auto [status, output] = migrate({}, {"--log-level", "info"});
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_NE(output.find(info_line), std::string::npos) << output;
+  }
+  {
+    const auto [status, output] = migrate({"WEBMON_LOG_LEVEL=info"}, {});
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_NE(output.find(info_line), std::string::npos) << output;
+  }
+}
+
 }  // namespace

@@ -2,7 +2,15 @@
 // Kubernetes/compose health check would ask it.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <thread>
 #include <vector>
 #include <memory>
@@ -17,6 +25,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include "support/http_client.hpp"
@@ -253,6 +262,89 @@ TEST_F(MetricsServerTest, StopWhileClientsAreScraping) {
   EXPECT_FALSE(server_.running());
   done = true;
   for (auto& t : clients) t.join();
+}
+
+// A raw loopback client: connects (with a small receive buffer when asked, set before connect so
+// that the window stays small), sends `request`, reads nothing until told to.
+class RawClient {
+ public:
+  RawClient(unsigned short port, const std::string& request, int rcvbuf = 0) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    if (fd_ < 0) throw std::runtime_error("socket");
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    timeval tv{120, 0};  // far beyond the server's 30 s: a client-side timeout is a failure
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect");
+    if (!request.empty() && ::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+      throw std::runtime_error("send");
+    }
+  }
+  ~RawClient() { ::close(fd_); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  // Reads until the server ends the connection. Returns the bytes read, and whether it was the
+  // server that ended it (EOF or reset) rather than this client's own timeout.
+  std::pair<std::size_t, bool> read_to_end() {
+    std::size_t total = 0;
+    char buf[64 * 1024];
+    for (;;) {
+      const auto n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        total += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n == 0 || errno == ECONNRESET) return {total, true};
+      if (errno == EINTR) continue;
+      return {total, false};  // EAGAIN: the 120 s timeout
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+// operations.md, "Metrics and health": 30 s idle limit, and a slow scrape never holds anything
+// up. With the default options, three stalled clients: one that never sends, one that stops
+// half-way through its request, and one that asks for a 7 MB /metrics and never reads it (so
+// the server's write blocks). While they hang, other scrapes are answered; each is closed by the
+// server, not before 30 s (a lower bound: a loaded machine only makes it later), and the unread
+// scrape got less than its whole answer.
+TEST_F(MetricsServerTest, StalledClientsAreClosedAtTheThirtySecondIdleLimitAndHoldUpNoOne) {
+  auto& family = prometheus::BuildGauge().Name("webmon_test_bulk").Help("bulk").Register(*registry_);
+  const std::string padding(200, 'p');
+  for (int i = 0; i < 30000; ++i) family.Add({{"series", std::to_string(i)}, {"padding", padding}}).Set(i);
+  server_.start("127.0.0.1:0");
+  const auto port = server_.port();
+  const auto whole = http_get(port, "/metrics").body.size();
+  ASSERT_GT(whole, 6u * 1000 * 1000);  // beyond the socket buffers (tcp_wmem 4 MB at most); under the test client's 8 MB limit
+
+  // The unread scrape first: its answer's write times out before the other two are closed, so
+  // that reading it after them cannot complete the write in time.
+  RawClient unread(port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 4096);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(http_get(port, "/healthz").status, 200) << "held up by a stalled client";
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  const auto began = std::chrono::steady_clock::now();
+  RawClient silent(port, "");
+  RawClient half(port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  EXPECT_EQ(http_get(port, "/metrics").body.size(), whole) << "a scrape held up by a stalled client";
+
+  const auto [silent_bytes, silent_closed] = silent.read_to_end();
+  EXPECT_TRUE(silent_closed) << "a silent connection was kept open past 120 s";
+  EXPECT_EQ(silent_bytes, 0u);
+  const auto [half_bytes, half_closed] = half.read_to_end();
+  EXPECT_TRUE(half_closed) << "a half-sent request was kept open past 120 s";
+  EXPECT_EQ(half_bytes, 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - began, std::chrono::seconds(29)) << "closed before the idle limit";
+  const auto [unread_bytes, unread_closed] = unread.read_to_end();
+  EXPECT_TRUE(unread_closed) << "a scrape that is not read was kept open past 120 s";
+  EXPECT_LT(unread_bytes, whole) << "the server waited for the whole answer to be read";
+  EXPECT_EQ(http_get(port, "/healthz").status, 200);
 }
 
 TEST(SplitHostPort, Forms) {

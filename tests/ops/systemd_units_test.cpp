@@ -80,6 +80,40 @@ TEST(SystemdUnits, CarryTheServiceContract) {
   }
 }
 
+// "5s", "1min 30s", "90": systemd's time span, in seconds (only the units these files use).
+double seconds(const std::string& span) {
+  const std::regex part(R"(\s*([0-9]+)\s*(min|s)?)");
+  double total = 0;
+  auto begin = std::sregex_iterator(span.begin(), span.end(), part);
+  std::size_t matched = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    total += std::stod((*it)[1].str()) * ((*it)[2].str() == "min" ? 60 : 1);
+    matched += static_cast<std::size_t>(it->length());
+  }
+  return matched == span.size() && !span.empty() ? total : -1;
+}
+
+// operations.md, "The systemd units": a crash is restarted after 5 s, the secrets come from
+// webmon.env if it exists (the "-"), and TimeoutStopSec leaves room for the graceful stop with the
+// default config, so that systemd never SIGKILLs a daemon that is still stopping as promised:
+//   the checker: the longest probe deadline (targets' timeout_seconds, 10 s by default) + 2 s to
+//     let in-flight probes end, then at most 10 s to flush Kafka (src/checker/checker.cpp shutdown);
+//   the writer: the PostgreSQL job in flight and the batch already built, each bounded by
+//     postgres.statement_timeout_ms (20 s by default) + 5 s (src/writer/ingest.cpp).
+TEST(SystemdUnits, RestartAfterFiveSecondsReadTheSecretsFileAndLeaveRoomForTheGracefulStop) {
+  const double graceful_stop[] = {10 + 2 + 10, 2 * (20 + 5)};
+  for (std::size_t i = 0; i < std::size(kUnits); ++i) {
+    const auto& u = kUnits[i];
+    SCOPED_TRACE(u.name);
+    const auto kv = service_section(read_file(unit_source(u)));
+    EXPECT_EQ(value(kv, "RestartSec"), "5s");
+    EXPECT_EQ(value(kv, "EnvironmentFile"), "-/etc/webmon/webmon.env");
+    const double stop = seconds(value(kv, "TimeoutStopSec"));
+    ASSERT_GT(stop, 0) << "TimeoutStopSec=" << value(kv, "TimeoutStopSec");
+    EXPECT_GT(stop, graceful_stop[i]) << "TimeoutStopSec=" << value(kv, "TimeoutStopSec");
+  }
+}
+
 TEST(SystemdUnits, CheckerAllowsJitWriterDoesNot) {
   // PCRE2's JIT needs writable+executable memory: the checker is deliberately without
   // MemoryDenyWriteExecute (docs/operations.md), the writer, which has no JIT, forbids it.
