@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include "support/dns_server.hpp"
 #include "support/isolation.hpp"
@@ -129,6 +130,7 @@ class World {
   webmon::test::DnsServer& dns() { return dns_; }
   asio::any_io_executor resolver_executor() { return io_.get_executor(); }
   void use_resolver(std::shared_ptr<Resolver> r) { resolver_ = std::move(r); }
+  Resolver& resolver() { return *resolver_; }
 
   // Runs the probes all at once and waits for every result (in the order given).
   std::vector<CheckResult> probe_all(const std::vector<std::shared_ptr<TargetConfig>>& targets) {
@@ -318,6 +320,79 @@ TEST_F(DnsTest, ConcurrentLookupsOfOneNameShareOneQuery) {
   ASSERT_EQ(rep.probes.size(), 50u);
   for (const auto& p : rep.probes) EXPECT_EQ(p.error, ErrorClass::none) << p.detail;
   EXPECT_EQ(rep.queries.at("shared.test"), 1u);
+}
+
+// The webmon_checker_dns_* series a scrape shows after lookups of every outcome, as a shard folds
+// its resolver's counts into the registry (CheckerMetrics::add_dns): one "M<tab>series<tab>value"
+// note per series.
+std::string dns_series(CheckerMetrics& metrics) {
+  std::string out;
+  std::istringstream in(prometheus::TextSerializer().Serialize(metrics.registry()->Collect()));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("webmon_checker_dns", 0) != 0) continue;
+    const auto space = line.rfind(' ');
+    out += "M\t" + line.substr(0, space) + "\t" + line.substr(space + 1) + "\n";
+  }
+  return out;
+}
+
+TEST_F(DnsTest, TheDnsMetricsCountEachOutcomeSharedLookupsAndQueryDurations) {
+  // One lookup (ip_family ipv4: one A query) of each kind the server gives, ten concurrent ones
+  // of a name answered after 1.2 s, and one through a resolver whose only server (127.0.0.2)
+  // does not listen.
+  const auto rep = isolated("gone.test NXDOMAIN\nbroken.test SERVFAIL\nclosed.test REFUSED\nv6only.test AAAA ::1\n"
+                            "slow.test A 127.0.0.1\nslow.test DELAY 1200\n",
+                            [](World& w) {
+                              std::vector<std::shared_ptr<TargetConfig>> targets{
+                                  make_target("g", w.url("gone.test")), make_target("b", w.url("broken.test")),
+                                  make_target("c", w.url("closed.test")), make_target("v", w.url("v6only.test"))};
+                              for (int i = 0; i < 10; ++i) {
+                                targets.push_back(make_target("s" + std::to_string(i), w.url("slow.test")));
+                              }
+                              auto probed = w.report(w.probe_all(targets), {});
+                              CheckerMetrics metrics(false);
+                              LocalHistogram durations(duration_buckets());
+                              metrics.add_dns(w.resolver().take_stats(), durations);
+                              CheckerDns nowhere;
+                              nowhere.servers = {"127.0.0.2:53"};
+                              w.use_resolver(std::make_shared<Resolver>(w.resolver_executor(), nowhere));
+                              probed += line_of(w.probe(make_target("n", w.url("nowhere.test"))));
+                              metrics.add_dns(w.resolver().take_stats(), durations);
+                              return probed + dns_series(metrics) + "M\tserver_queries\t" +
+                                     std::to_string(w.dns().total_queries()) + "\n";
+                            });
+  REQUIRE_ISOLATED();
+  ASSERT_EQ(rep.probes.size(), 15u);
+  EXPECT_EQ(rep.probes[0].detail, "resolve gone.test: NXDOMAIN");
+  EXPECT_EQ(rep.probes[3].detail, "resolve v6only.test: no address of ip_family ipv4 (NODATA)");
+  for (std::size_t i = 4; i < 14; ++i) EXPECT_EQ(rep.probes[i].error, ErrorClass::none) << rep.probes[i].detail;
+  EXPECT_THAT(rep.probes[14].detail, HasSubstr("no name server gave an answer"));
+  std::string all;
+  for (const auto& [k, v] : rep.notes) all += k + " " + v + "\n";
+  const auto series = [&](const std::string& s) {
+    const auto it = rep.notes.find(s);
+    return it == rep.notes.end() ? std::string("(absent)") : it->second;
+  };
+  const std::string lookups = "webmon_checker_dns_lookups_total{outcome=\"";
+  EXPECT_EQ(series(lookups + "ok\"}"), "1") << all;  // ten lookups of slow.test, one query
+  EXPECT_EQ(series(lookups + "nxdomain\"}"), "1") << all;
+  EXPECT_EQ(series(lookups + "servfail\"}"), "1") << all;
+  EXPECT_EQ(series(lookups + "refused\"}"), "1") << all;
+  EXPECT_EQ(series(lookups + "nodata\"}"), "1") << all;
+  EXPECT_EQ(series(lookups + "no_answer\"}"), "1") << all;
+  EXPECT_EQ(series(lookups + "error\"}"), "0") << all;
+  EXPECT_EQ(series("webmon_checker_dns_lookups_shared_total"), "9") << all;  // the nine that joined
+  EXPECT_EQ(series("webmon_checker_dns_cache_hits_total"), "0") << all;
+  // One duration per query run: the five the server answered and the one nobody did.
+  EXPECT_EQ(rep.notes.at("server_queries"), "5");
+  const std::string h = "webmon_checker_dns_lookup_duration_seconds";
+  EXPECT_EQ(series(h + "_count"), "6") << all;
+  EXPECT_EQ(series(h + "_bucket{le=\"+Inf\"}"), "6") << all;
+  // The delayed answer is past 1 s; the others (loopback, no delay) are within it.
+  EXPECT_EQ(series(h + "_bucket{le=\"1\"}"), "5") << all;
+  EXPECT_EQ(series(h + "_bucket{le=\"60\"}"), "6") << all;
+  EXPECT_GE(std::stod(series(h + "_sum")), 1.2) << all;
 }
 
 TEST_F(DnsTest, ManyDistinctNamesAtOnceAreResolvedAFewHundredQueriesAtATime) {

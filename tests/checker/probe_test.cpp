@@ -872,6 +872,17 @@ TEST_F(IsolatedProbeTest, SilentNameServerIsATimeoutWithinTheProbesDeadline) {
   EXPECT_THAT(s.detail, HasSubstr("resolving slow-dns.invalid"));
 }
 
+TEST_F(IsolatedProbeTest, AnUnreachableNetworkIsAConnectErrorAtOnce) {
+  // The namespace has only `lo`: no route to 10.1.2.3, so connect() fails with ENETUNREACH at
+  // once. Not "refused" (nothing answered) and not a timeout at the probe's 20 s deadline.
+  const auto out = probe_isolated("http://10.1.2.3:8080/", IpFamily::any, "");
+  WEBMON_REQUIRE_ISOLATED(out);
+  const Summary s = parse_summary(out.text);
+  EXPECT_EQ(s.error, ErrorClass::connect) << s.detail;
+  EXPECT_EQ(s.detail, "connect 10.1.2.3:8080: Network is unreachable");
+  EXPECT_EQ(s.status, "-");
+}
+
 TEST_F(IsolatedProbeTest, IpFamilyPicksTheAddressesOfAName) {
   {
     const auto out = probe_isolated("http://dual.test:PORT/", IpFamily::v4, "127.0.0.1");
