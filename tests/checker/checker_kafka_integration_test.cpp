@@ -1,7 +1,7 @@
 // Integration (real Kafka from scripts/stack, the real webmon-checker binary): the checker probes
 // local sites and the topic holds exactly one v1 message per due probe per target, every field
-// right; an existing topic keeps its partitions; SIGHUP reloads; SIGTERM stops it cleanly;
-// --check-config exit codes.
+// right; an existing topic keeps its partitions; SIGHUP reloads; SIGTERM stops it cleanly, and a
+// probe in flight at SIGTERM still ends and is reported; --check-config exit codes.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -273,6 +273,43 @@ TEST(CheckerKafkaIntegration, SighupReloadsAValidConfigAndKeepsTheOldOneOnErrors
     else EXPECT_LT(*at, reloaded_at) << "the changed target probed its old URL after the reload: " << m.record.value;
   }
   EXPECT_GE(moved, 2u);
+}
+
+// Graceful stop (docs/ARCHITECTURE.md, Shutdown): a probe in flight at SIGTERM ends and its result
+// is flushed to Kafka before the checker exits 0. The site answers /slow 5 s after the request,
+// well inside the target's 8 s timeout; SIGTERM goes once the site has the request.
+TEST(CheckerKafkaIntegration, AProbeInFlightAtSigtermStillEndsAndIsReported) {
+  webmon::test::HttpSite site;
+  TempDir dir;
+  const auto topic = webmon::test::unique_name("stop");
+  const auto cfg = dir.write(
+      "config.yml", config_text(topic,
+                                "  - name: in-flight\n    target: \"" + site.url("/slow") +
+                                    "\"\n    check_interval_seconds: 20\n    timeout_seconds: 8\n",
+                                webmon::test::free_port()));
+  ChildProcess checker({WEBMON_CHECKER_BIN, "--config", cfg.string()}, dir.path() / "checker.log");
+  ASSERT_TRUE(webmon::test::eventually([&] { return site.hits("/slow") >= 1; }, 60s, 10ms)) << checker.log();
+  const auto stopped_at = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  checker.signal(SIGTERM);
+  const auto status = checker.wait_for_exit(60s);
+  ASSERT_TRUE(status.has_value()) << "webmon-checker did not stop on SIGTERM\n" << checker.log();
+  EXPECT_EQ(*status, 0) << checker.log();
+  EXPECT_EQ(site.hits("/slow"), 1) << "a probe was started after SIGTERM";
+  EXPECT_EQ(checker.log().find("abandoned"), std::string::npos) << checker.log();
+
+  const auto records = webmon::test::read_topic(topic, 1, 1s);  // all there: the checker stopped cleanly
+  ASSERT_EQ(records.size(), 1u) << checker.log();
+  const auto body = json::parse(records[0].value).as_object();
+  EXPECT_EQ(records[0].key, "in-flight");
+  const auto started = webmon::parse_rfc3339(json::value_to<std::string>(body.at("started_at")));
+  ASSERT_TRUE(started.has_value());
+  EXPECT_LE(*started, stopped_at) << "the reported probe began before SIGTERM: " << records[0].value;
+  // The whole answer, which the site sends only 5 s after the request: the probe ran to its end.
+  EXPECT_EQ(body.at("http_status").as_int64(), 200) << records[0].value;
+  EXPECT_EQ(body.at("ok"), json::value(true)) << records[0].value;
+  EXPECT_TRUE(body.at("error").is_null()) << records[0].value;
+  EXPECT_EQ(body.at("body_bytes").to_number<std::int64_t>(), 4) << records[0].value;  // "root"
+  EXPECT_GE(body.at("http_response_time").to_number<double>(), 4.9) << records[0].value;
 }
 
 TEST(CheckerCommandLine, CheckConfigExitsZeroForValidAndTwoForInvalid) {
