@@ -29,6 +29,11 @@ std::chrono::sys_days today_utc() {
   return std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
 }
 
+// How often the topic's partition count is compared with what the group's members hold.
+constexpr auto kPartitionCheckEvery = std::chrono::seconds(10);
+
+struct TopicDeleter { void operator()(rd_kafka_topic_t* p) const noexcept { rd_kafka_topic_destroy(p); } };
+
 const char* job_name(const PgJob& job) {
   if (job.kind == PgJob::Kind::write) return "writing a batch";
   if (job.connect) return "connecting";
@@ -639,6 +644,109 @@ void Ingestor::check_kafka() {
   }
 }
 
+void Ingestor::subscribe() {
+  kafka::TopicPartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), config_.kafka.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(rk_.get(), topics.get())) {
+    throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+  }
+}
+
+void Ingestor::check_partitions() {
+  // A group assigns the partitions its leader sees when the group rebalances. Partitions added
+  // later are noticed by librdkafka only as a change of the partition count it saw before
+  // (topic.metadata.refresh.interval.ms, 5 min by default), and never by a static member that
+  // restarted after they were added: Kafka hands it its old assignment without a rebalance. So
+  // every 10 s the topic's partition count is read, and when it is more than the group's
+  // assignment was seen to hold, the group is asked what its members hold; partitions no member
+  // holds, found twice in a row (not a rebalance's passing state), make this writer leave the
+  // group and join again, which is a rebalance: the assignor hands out every partition, the new
+  // ones start at their earliest offset (none is stored in ingest_offsets), the others where
+  // ingest_offsets says.
+  const auto now = Clock::now();
+  if (resubscribe_at_) {
+    // Joined again once the revocation has been served (librdkafka sends LeaveGroup after it).
+    kafka::TopicPartitionListPtr assignment;
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk_.get(), &raw) == RD_KAFKA_RESP_ERR_NO_ERROR) assignment.reset(raw);
+    if (now < *resubscribe_at_ || !parts_.empty() || (assignment && assignment->cnt > 0)) return;
+    resubscribe_at_.reset();
+    subscribe();
+    spdlog::info("kafka: joining group {} again", config_.writer.group_id);
+    next_partition_check_ = now + kPartitionCheckEvery;
+    return;
+  }
+  if (!kafka_up_ || now < next_partition_check_) return;
+  next_partition_check_ = now + kPartitionCheckEvery;
+  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk_.get(), config_.kafka.topic.c_str(), nullptr));
+  if (!rkt) return;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_.get(), 0, rkt.get(), &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  int partitions = 0;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && config_.kafka.topic == md->topics[i].topic) {
+      partitions = md->topics[i].partition_cnt;
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  if (partitions <= partitions_covered_) {
+    uncovered_in_a_row_ = 0;
+    return;
+  }
+  const auto held = partitions_held_by_group(partitions);
+  if (!held) return;  // no answer, or the group is rebalancing: next time
+  if (*held == static_cast<std::size_t>(partitions)) {
+    partitions_covered_ = partitions;
+    uncovered_in_a_row_ = 0;
+    return;
+  }
+  if (++uncovered_in_a_row_ < 2) return;
+  uncovered_in_a_row_ = 0;
+  spdlog::info(
+      "kafka: topic {} has {} partitions and the members of group {} hold {} of them (partitions added?); "
+      "leaving the group and joining again so that all are assigned",
+      config_.kafka.topic, partitions, config_.writer.group_id, *held);
+  if (auto err = rd_kafka_unsubscribe(rk_.get())) {
+    spdlog::warn("kafka unsubscribe: {}", rd_kafka_err2str(err));
+    return;
+  }
+  resubscribe_at_ = now + std::chrono::seconds(1);
+}
+
+std::optional<std::size_t> Ingestor::partitions_held_by_group(int partitions) {
+  constexpr int kTimeoutMs = 3000;
+  std::array<char, 512> err{};
+  kafka::AdminOptionsPtr opts(rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS));
+  if (rd_kafka_AdminOptions_set_request_timeout(opts.get(), kTimeoutMs, err.data(), err.size())) return std::nullopt;
+  kafka::QueuePtr queue(rd_kafka_queue_new(rk_.get()));
+  const char* groups[] = {config_.writer.group_id.c_str()};
+  rd_kafka_DescribeConsumerGroups(rk_.get(), groups, 1, opts.get(), queue.get());
+  kafka::EventPtr ev(rd_kafka_queue_poll(queue.get(), kTimeoutMs + 1000));
+  if (!ev || rd_kafka_event_error(ev.get())) {
+    spdlog::debug("kafka: describing group {}: {}", config_.writer.group_id,
+                  ev ? rd_kafka_event_error_string(ev.get()) : "no answer in time");
+    return std::nullopt;
+  }
+  std::size_t n = 0;
+  const auto** descs = rd_kafka_DescribeConsumerGroups_result_groups(
+      rd_kafka_event_DescribeConsumerGroups_result(ev.get()), &n);
+  if (n != 1 || rd_kafka_ConsumerGroupDescription_error(descs[0]) ||
+      rd_kafka_ConsumerGroupDescription_state(descs[0]) != RD_KAFKA_CONSUMER_GROUP_STATE_STABLE) {
+    return std::nullopt;
+  }
+  std::set<std::int32_t> held;
+  for (std::size_t m = 0; m < rd_kafka_ConsumerGroupDescription_member_count(descs[0]); ++m) {
+    const auto* member = rd_kafka_ConsumerGroupDescription_member(descs[0], m);
+    const auto* assignment = member ? rd_kafka_MemberDescription_assignment(member) : nullptr;
+    const auto* list = assignment ? rd_kafka_MemberAssignment_partitions(assignment) : nullptr;
+    for (int i = 0; list && i < list->cnt; ++i) {
+      const auto& e = list->elems[i];
+      if (config_.kafka.topic == e.topic && e.partition >= 0 && e.partition < partitions) held.insert(e.partition);
+    }
+  }
+  return held.size();
+}
+
 void Ingestor::feed_watchdog() {
   if (!watchdog_) return;
   const auto now = Clock::now();
@@ -654,14 +762,9 @@ bool Ingestor::run() {
     // The checker creates it too; subscribing to a missing topic just waits for it.
     spdlog::warn("{}", e.what());
   }
-  {
-    kafka::TopicPartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(topics.get(), config_.kafka.topic.c_str(), RD_KAFKA_PARTITION_UA);
-    if (auto err = rd_kafka_subscribe(rk_.get(), topics.get())) {
-      throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
-    }
-  }
+  subscribe();
   spdlog::info("kafka: group {} as instance {}", config_.writer.group_id, config_.writer.instance_id);
+  next_partition_check_ = Clock::now() + kPartitionCheckEvery;
   kafka_up_ = true;  // until librdkafka says all brokers are down
   pg_ = PgState::down;
   next_attempt_ = Clock::now();
@@ -672,6 +775,7 @@ bool Ingestor::run() {
     if (auto done = worker_->poll()) settle(*done);
     step_pg(Clock::now());
     check_kafka();
+    check_partitions();
     if (builder_.full()) {
       // One batch in flight and the next one ready: this is the back-pressure. Bounded: past the
       // deadline the job is aborted and returns.

@@ -110,6 +110,12 @@ class Ingestor {
   void seek_and_resume(const std::map<std::int32_t, std::int64_t>& offsets);
   void commit_to_kafka(const std::map<std::int32_t, std::int64_t>& offsets);
   void check_kafka();
+  // Partitions added to the topic that no member of the group holds (a static member restarted
+  // after they were added gets its old assignment back): leave and join again so that the
+  // group's assignor sees them.
+  void check_partitions();
+  std::optional<std::size_t> partitions_held_by_group(int partitions);  // nullopt: unknown now
+  void subscribe();
   void feed_watchdog();
 
   const Config config_;
@@ -146,6 +152,10 @@ class Ingestor {
   std::chrono::steady_clock::time_point next_maintenance_{};
   std::chrono::steady_clock::time_point next_sync_{};  // a partition's seek failed: not before
   std::chrono::steady_clock::time_point next_kafka_check_{};
+  std::chrono::steady_clock::time_point next_partition_check_{};
+  int partitions_covered_ = 0;  // the topic's partition count that the group's assignment was seen to hold
+  int uncovered_in_a_row_ = 0;  // checks in a row that found partitions no member holds
+  std::optional<std::chrono::steady_clock::time_point> resubscribe_at_;  // unsubscribed to rejoin
   std::chrono::steady_clock::time_point last_kafka_warning_{};
   std::optional<std::chrono::steady_clock::duration> watchdog_;
   std::chrono::steady_clock::time_point next_watchdog_{};
