@@ -178,7 +178,13 @@ void Regex::Stream::search_held(bool partial) {
     std::string().swap(buf_);
     return;
   }
-  if (!partial) return;  // the end: no match
+  if (!partial) {  // the end: no match, and said so when a limit ended the search
+    if (rc != PCRE2_ERROR_NOMATCH) {
+      note_gave_up(re_->pattern_, buf_.size(), rc);
+      gave_up_ = true;
+    }
+    return;
+  }
   std::size_t from = len;  // where a match may still start
   if (rc == PCRE2_ERROR_PARTIAL) {
     from = static_cast<std::size_t>(pcre2_get_ovector_pointer(state.data)[0]);

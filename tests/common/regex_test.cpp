@@ -5,11 +5,14 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -173,6 +176,28 @@ TEST(RegexStream, HoldsOnlyWhatAMatchMayStillNeed) {
   for (int i = 0; i < 16; ++i) st2.feed(std::string(64 * 1024, 'x'));
   EXPECT_GE(st2.held(), 16u * 64 * 1024);
   EXPECT_FALSE(st2.finish());
+}
+
+// configuration.md, `regexp`: a search that PCRE2's match limit ends counts as no match and is
+// logged, also when only the body's last search hits the limit (at the end of a streamed body the
+// search runs without partial matching, so a body that kept a partial match to its end is searched
+// afresh there).
+TEST(RegexStream, AMatchLimitHitOnlyAtTheEndOfTheBodyIsLoggedAndIsNoMatch) {
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("regex_test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  // [yz], not y: PCRE2 gives up at once on a subject without a required literal, limit or not.
+  const auto re = compile_ok("(x+x+)+[yz]");
+  ASSERT_TRUE(re);
+  Regex::Stream st(*re);
+  st.feed(std::string(48, 'x'));
+  const std::string before_end = log.str();
+  EXPECT_FALSE(st.finish());
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(before_end, "") << "the partial searches hit the limit: this case no longer tests the last search";
+  EXPECT_NE(log.str().find("regexp '(x+x+)+[yz]' gave up on a 48-byte body ("), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("counted as no match"), std::string::npos) << log.str();
 }
 
 TEST(Regex, SharedAcrossThreads) {
