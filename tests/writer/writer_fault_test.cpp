@@ -134,10 +134,16 @@ TEST(WriterFault, PostgresRestartedTwiceDuringIngest) {
   create_topic(topic);
   WriterOptions options;
   options.batch_max_rows = 2000;
+  options.metrics_port = webmon::test::free_port();
   Writer writer(dir.path(), "writer", topic, unique_name("wf_group"), db.uri(), options);
   ASSERT_TRUE(eventually([&] { return counts(db).rows == 0 && writer.log().find("assigned") != std::string::npos; },
                          60s))
       << writer.log();
+  ASSERT_TRUE(eventually([&] { return webmon::test::http_get(options.metrics_port, "/readyz").status == 200; }, 60s))
+      << writer.log();
+  const auto metric = [&](const char* name) { return webmon::test::scrape_metric(options.metrics_port, name); };
+  const auto errors_before = metric("webmon_writer_postgres_errors_total");
+  const auto retries_before = metric("webmon_writer_postgres_retries_total");
   BackgroundProducer producer(topic, kMessages, 12s);
 
   int restarts_during_ingest = 0;
@@ -150,7 +156,16 @@ TEST(WriterFault, PostgresRestartedTwiceDuringIngest) {
   }
   EXPECT_TRUE(eventually([&] { return producer.done() && counts(db).rows >= kMessages; }, 180s)) << writer.log();
   EXPECT_TRUE(writer.process().running()) << writer.log();
+  // operations.md ("Metrics"): each restart broke the connection (a failed job at least, and
+  // failed connects while the server was down), and every failure was followed by exactly one
+  // reconnect attempt; read once it is up again, so that no attempt is still to come.
+  EXPECT_TRUE(eventually([&] { return webmon::test::http_get(options.metrics_port, "/readyz").status == 200; }, 60s));
+  const auto errors_after = metric("webmon_writer_postgres_errors_total");
+  const auto retries_after = metric("webmon_writer_postgres_retries_total");
   EXPECT_EQ(writer.stop(), 0) << writer.log();
+  ASSERT_TRUE(errors_before && retries_before && errors_after && retries_after);
+  EXPECT_GE(*errors_after - *errors_before, 2.0);
+  EXPECT_EQ(*retries_after - *retries_before, *errors_after - *errors_before);
   const auto c = counts(db);
   report("PostgreSQL restarted twice (" + std::to_string(restarts_during_ingest) + " during the ingest)", kMessages,
          c);
