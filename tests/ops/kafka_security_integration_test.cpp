@@ -3,8 +3,9 @@
 // users of a managed Kafka run webmon:
 //   - SSL with client certificates (ssl.client.auth=required), with the CA, certificate and key
 //     scripts/stack made in the earlier tool's names (ca.pem, service.cert, service.key);
-//   - SASL_SSL with a password from ${ENV} that no log line of either daemon shows, even at
-//     --log-level debug: PLAIN, and SCRAM-SHA-512 (see ScramSha512 below for Debian 12's librdkafka);
+//   - SASL_SSL and SASL_PLAINTEXT with a password from ${ENV} that no log line of either daemon
+//     shows, even at --log-level debug: PLAIN over each, SCRAM-SHA-512 over sasl_ssl and
+//     SCRAM-SHA-256 over sasl_plaintext (see expect_scram below for Debian 12's librdkafka);
 //   - a client certificate the broker's CA did not sign, and none at all: the daemons say so in
 //     their logs, keep running and stop cleanly;
 //   - the earlier tool's config directory as it was: config.yml with no security_protocol and
@@ -73,10 +74,14 @@ std::string ssl_section(const std::string& ca, const std::string& cert, const st
   return s;
 }
 
-std::string sasl_section(const std::string& mechanism, const std::string& password_var) {
-  return "  bootstrap_servers: \"" + webmon::test::kafka_sasl_bootstrap() +
-         "\"\n  security_protocol: sasl_ssl\n  ssl:\n    ca_file: \"" + tls_file("ca.pem") +
-         "\"\n  sasl:\n    mechanism: " + mechanism + "\n    username: \"" + webmon::test::kafka_sasl_username() +
+// The stack's listener for `protocol` (sasl_ssl: with the stack's CA; sasl_plaintext: no TLS).
+std::string sasl_section(const std::string& protocol, const std::string& mechanism, const std::string& password_var) {
+  const bool tls = protocol == "sasl_ssl";
+  std::string s = "  bootstrap_servers: \"" +
+                  (tls ? webmon::test::kafka_sasl_bootstrap() : webmon::test::kafka_sasl_plaintext_bootstrap()) +
+                  "\"\n  security_protocol: " + protocol + "\n";
+  if (tls) s += "  ssl:\n    ca_file: \"" + tls_file("ca.pem") + "\"\n";
+  return s + "  sasl:\n    mechanism: " + mechanism + "\n    username: \"" + webmon::test::kafka_sasl_username() +
          "\"\n    password: \"${" + password_var + "}\"\n";
 }
 
@@ -153,18 +158,28 @@ TEST(KafkaSecurity, SslWithClientCertificatesInTheEarlierToolsFileNames) {
   d.stop();
 }
 
-TEST(KafkaSecurity, SaslSslPlainWithAPasswordFromTheEnvironmentThatNoLogLineShows) {
+// PLAIN over `protocol`, the password from ${WEBMON_TEST_SASL_PASSWORD}: the results arrive, and
+// neither log shows the password.
+void expect_plain_results(const std::string& protocol) {
   webmon::test::HttpSite site;
   webmon::test::TestDatabase db;
   TempDir dir;
   TopicName topic;
   const auto password = webmon::test::kafka_sasl_password();
-  const auto config = dir.write("config.yml", config_text(sasl_section("PLAIN", "WEBMON_TEST_SASL_PASSWORD"),
+  const auto config = dir.write("config.yml", config_text(sasl_section(protocol, "PLAIN", "WEBMON_TEST_SASL_PASSWORD"),
                                                           topic.name(), db.uri(), site.url("/ok")));
   Daemons d(dir, config, {"WEBMON_TEST_SASL_PASSWORD=" + password});
   expect_results_arrive(db, site, d);
   d.stop();
   expect_not_in_logs(d, password);
+}
+
+TEST(KafkaSecurity, SaslSslPlainWithAPasswordFromTheEnvironmentThatNoLogLineShows) {
+  expect_plain_results("sasl_ssl");
+}
+
+TEST(KafkaSecurity, SaslPlaintextPlainWithAPasswordFromTheEnvironmentThatNoLogLineShows) {
+  expect_plain_results("sasl_plaintext");
 }
 
 // The earlier tool's users have a directory with config.yml and kafka/{ca.pem,service.cert,
@@ -201,25 +216,26 @@ TEST(KafkaSecurity, TheEarlierToolsConfigDirectoryWithItsKeyFilesConnectsWithSsl
 // nonce exactly). So with the library this is built on, SCRAM to the stack's Kafka 4.1 cannot log
 // in, and what is asserted is what a user then sees: the daemons name the SASL failure, keep
 // running, nothing arrives, no log line shows the password. With librdkafka 2.6.1 or later the
-// results must arrive.
-TEST(KafkaSecurity, SaslSslScramSha512WithAPasswordFromTheEnvironmentThatNoLogLineShows) {
+// results must arrive. The same for both SCRAM mechanisms, over either protocol.
+void expect_scram(const std::string& protocol, const std::string& mechanism) {
   webmon::test::HttpSite site;
   webmon::test::TestDatabase db;
   TempDir dir;
   TopicName topic;
   const auto password = webmon::test::kafka_sasl_password();
-  const auto config = dir.write("config.yml", config_text(sasl_section("SCRAM-SHA-512", "WEBMON_TEST_SCRAM_PASSWORD"),
-                                                          topic.name(), db.uri(), site.url("/ok")));
+  const auto config = dir.write(
+      "config.yml", config_text(sasl_section(protocol, mechanism, "WEBMON_TEST_SCRAM_PASSWORD"), topic.name(),
+                                db.uri(), site.url("/ok")));
   Daemons d(dir, config, {"WEBMON_TEST_SCRAM_PASSWORD=" + password});
   const bool scram_works_with_kafka4 = rd_kafka_version() >= 0x020601ff;
-  std::cout << "librdkafka " << rd_kafka_version_str() << ": SCRAM with Kafka 4 "
+  std::cout << "librdkafka " << rd_kafka_version_str() << ": " << mechanism << " over " << protocol << " with Kafka 4 "
             << (scram_works_with_kafka4 ? "works: expecting the results" : "fails (before 2.6.1): expecting the "
                                                                             "failure in the logs")
             << std::endl;
   if (scram_works_with_kafka4) {
     expect_results_arrive(db, site, d);
   } else {
-    const std::string said = "invalid credentials with SASL mechanism SCRAM-SHA-512";
+    const std::string said = "invalid credentials with SASL mechanism " + mechanism;
     ASSERT_TRUE(webmon::test::eventually(
         [&] {
           return d.checker.log().find(said) != std::string::npos && d.writer.log().find(said) != std::string::npos;
@@ -233,6 +249,14 @@ TEST(KafkaSecurity, SaslSslScramSha512WithAPasswordFromTheEnvironmentThatNoLogLi
   }
   d.stop();
   expect_not_in_logs(d, password);
+}
+
+TEST(KafkaSecurity, SaslSslScramSha512WithAPasswordFromTheEnvironmentThatNoLogLineShows) {
+  expect_scram("sasl_ssl", "SCRAM-SHA-512");
+}
+
+TEST(KafkaSecurity, SaslPlaintextScramSha256WithAPasswordFromTheEnvironmentThatNoLogLineShows) {
+  expect_scram("sasl_plaintext", "SCRAM-SHA-256");
 }
 
 // A key pair and a self-signed certificate that the stack's CA never signed.

@@ -46,6 +46,11 @@ std::string kafka_sasl_bootstrap() {
   return env_or("WEBMON_TEST_KAFKA_SASL", "127.0.0.1:" + env_or("KAFKA_SASL_PORT", kafka_port_plus(3)));
 }
 
+std::string kafka_sasl_plaintext_bootstrap() {
+  return env_or("WEBMON_TEST_KAFKA_SASL_PLAINTEXT",
+                "127.0.0.1:" + env_or("KAFKA_SASL_PLAINTEXT_PORT", kafka_port_plus(4)));
+}
+
 std::filesystem::path stack_dir() {
   return env_or("WEBMON_STACK_DIR", std::string(WEBMON_SOURCE_DIR) + "/.stack");
 }

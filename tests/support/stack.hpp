@@ -17,12 +17,16 @@ std::string kafka_bootstrap();
 // 127.0.0.1:(KAFKA_PORT + 2); $WEBMON_TEST_KAFKA_SASL, else $KAFKA_SASL_PORT, else KAFKA_PORT + 3.
 std::string kafka_ssl_bootstrap();
 std::string kafka_sasl_bootstrap();
+// Its SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; the same user):
+// $WEBMON_TEST_KAFKA_SASL_PLAINTEXT, else $KAFKA_SASL_PLAINTEXT_PORT, else KAFKA_PORT + 4.
+std::string kafka_sasl_plaintext_bootstrap();
 // $WEBMON_STACK_DIR, else .stack/ in the source tree (scripts/stack's default).
 std::filesystem::path stack_dir();
 // The CA and the client certificate scripts/stack made, in the earlier tool's file names:
 // ca.pem, service.cert, service.key (stack_dir()/kafka/tls).
 std::filesystem::path kafka_tls_dir();
-// The SASL user on the SASL_SSL listener and its password (stack_dir()/kafka/sasl/{username,password});
+// The SASL user on the SASL_SSL and SASL_PLAINTEXT listeners and its password
+// (stack_dir()/kafka/sasl/{username,password});
 // throws naming the file when scripts/stack has not made it.
 std::string kafka_sasl_username();
 std::string kafka_sasl_password();
