@@ -1,7 +1,9 @@
 #include "support/kafka_topic.hpp"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
+#include <thread>
 
 #include "support/stack.hpp"
 #include "webmon/common/kafka.hpp"
@@ -17,12 +19,28 @@ std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_re
   kafka::set(conf.get(), "enable.auto.commit", "false");
   auto rk = kafka::new_handle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(rk.get());
-  kafka::TopicPartitionListPtr sub(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(sub.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
-  if (rd_kafka_subscribe(rk.get(), sub.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("subscribe");
+  const auto start = std::chrono::steady_clock::now();
+  // Every partition assigned from its beginning, no group join: a join waits for the broker's
+  // group.initial.rebalance.delay.ms (3 s, Kafka's default, which the stack keeps) and, after a
+  // broker was frozen, sometimes far longer. The topic may not exist yet: wait for it.
+  int partitions = 0;
+  const auto count = [&] {
+    try {
+      return partition_count(topic);
+    } catch (const std::exception&) {
+      return 0;  // no broker answered yet: as good as no topic
+    }
+  };
+  while ((partitions = count()) == 0 && std::chrono::steady_clock::now() - start < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  kafka::TopicPartitionListPtr parts(rd_kafka_topic_partition_list_new(std::max(partitions, 1)));
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (rd_kafka_assign(rk.get(), parts.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("assign");
 
   std::vector<KafkaRecord> out;
-  const auto start = std::chrono::steady_clock::now();
   auto last_new = start;
   while (true) {
     const auto now = std::chrono::steady_clock::now();

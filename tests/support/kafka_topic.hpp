@@ -18,7 +18,8 @@ struct KafkaRecord {
   std::int64_t offset = 0;
 };
 
-// Consumes `topic` from the earliest offset (a fresh consumer group) until at least `min_records`
+// Consumes every partition of `topic` from its earliest offset (assigned, no consumer group; the
+// topic is waited for if it does not exist yet) until at least `min_records`
 // arrived and then no new record for `quiet`, or until `limit` passed.
 std::vector<KafkaRecord> read_topic(const std::string& topic, std::size_t min_records,
                                     std::chrono::milliseconds quiet = std::chrono::seconds(3),
