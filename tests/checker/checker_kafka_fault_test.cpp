@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -262,50 +263,73 @@ TEST(CheckerKafkaFault, StartedWhileKafkaIsDownCreatesItsTopicOnceABrokerAnswers
   }
 }
 
+// The real checker on the fault stack probing three targets every second, with extra
+// kafka.properties, seen delivering before the fault; its /metrics read by series.
+class CheckerWithProperties {
+ public:
+  CheckerWithProperties(const std::string& topic_prefix, std::vector<std::string> target_names, const std::string& properties)
+      : topic(webmon::test::unique_name(topic_prefix)),
+        metrics_port(webmon::test::free_port()),
+        names(std::move(target_names)),
+        checker({WEBMON_CHECKER_BIN, "--config",
+                 dir.write("config.yml", fault_config(topic, names, site, metrics_port, "  properties:\n" + properties))
+                     .string()},
+                dir.path() / "checker.log") {
+    EXPECT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_delivered_total") >= 6; }, 60s))
+        << checker.log();
+  }
+  double metric(const std::string& series) const { return webmon::test::scrape_metric(metrics_port, series).value_or(-1); }
+  // After the fault: the producer queue drains, `after_drain` runs, and six more results are
+  // delivered. Returns what had been delivered before those six.
+  double settle(const std::function<void()>& after_drain) {
+    EXPECT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_kafka_queue_messages") == 0; }, 120s))
+        << checker.log();
+    if (after_drain) after_drain();
+    const auto delivered = metric("webmon_checker_results_delivered_total");
+    EXPECT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_delivered_total") >= delivered + 6; }, 60s))
+        << checker.log();
+    return delivered;
+  }
+  // Stops the checker (exit 0) and counts the due probes the topic lacks, reading at least the
+  // results delivered by then: the whole topic, not its first part.
+  std::size_t stop_and_count_missing(double delivered) {
+    checker.signal(SIGTERM);
+    EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
+    const auto records = webmon::test::read_topic(topic, static_cast<std::size_t>(delivered) + 6);
+    EXPECT_GE(static_cast<double>(records.size()), delivered + 6) << checker.log();
+    std::size_t missing = 0;
+    for (const auto& [name, ts] : due_times(records)) missing += missing_due_probes(ts, name);
+    return missing;
+  }
+
+  webmon::test::HttpSite site;
+  TempDir dir;
+  const std::string topic;
+  const unsigned short metrics_port;
+  const std::vector<std::string> names;
+  ChildProcess checker;
+};
+
 // A full producer queue (kafka.properties queue.buffering.max.messages: 10) while the broker is
 // frozen: the results that find it full are dropped and counted, and results_dropped_total is
 // exactly the number of due probes the topic lacks.
 TEST(CheckerKafkaFault, ResultsDroppedTotalCountsTheResultsAFullQueueLost) {
-  webmon::test::HttpSite site;
-  TempDir dir;
-  const auto topic = webmon::test::unique_name("checks-full");
-  const auto metrics_port = webmon::test::free_port();
-  const std::vector<std::string> names = {"full-a", "full-b", "full-c"};
-  const auto cfg = dir.write("config.yml", fault_config(topic, names, site, metrics_port,
-                                                        "  properties:\n    queue.buffering.max.messages: \"10\"\n"));
-  ChildProcess checker({WEBMON_CHECKER_BIN, "--config", cfg.string()}, dir.path() / "checker.log");
-  const auto metric = [&](const std::string& series) {
-    return webmon::test::scrape_metric(metrics_port, series).value_or(-1);
-  };
-  ASSERT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_delivered_total") >= 6; }, 60s))
-      << checker.log();
-  EXPECT_EQ(metric("webmon_checker_results_dropped_total"), 0);
+  CheckerWithProperties c("checks-full", {"full-a", "full-b", "full-c"}, "    queue.buffering.max.messages: \"10\"\n");
+  EXPECT_EQ(c.metric("webmon_checker_results_dropped_total"), 0);
   {
     FrozenKafka frozen;
-    ASSERT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_dropped_total") >= 15; }, 90s))
-        << checker.log();
-    EXPECT_LE(metric("webmon_checker_kafka_queue_messages"), 10);
-    EXPECT_TRUE(checker.running()) << checker.log();
+    ASSERT_TRUE(webmon::test::eventually([&] { return c.metric("webmon_checker_results_dropped_total") >= 15; }, 90s))
+        << c.checker.log();
+    EXPECT_LE(c.metric("webmon_checker_kafka_queue_messages"), 10);
+    EXPECT_TRUE(c.checker.running()) << c.checker.log();
   }
-  EXPECT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_kafka_queue_messages") == 0; }, 120s))
-      << checker.log();
-  // Nothing is dropped once the broker answers again: this is the final count.
-  const auto dropped = metric("webmon_checker_results_dropped_total");
-  const auto delivered = metric("webmon_checker_results_delivered_total");
-  ASSERT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_delivered_total") >= delivered + 6; }, 60s))
-      << checker.log();
-  EXPECT_EQ(metric("webmon_checker_results_dropped_total"), dropped);
-  EXPECT_EQ(metric("webmon_checker_delivery_errors_total"), 0);
-  EXPECT_EQ(metric("webmon_checker_probes_skipped_total"), 0);
-  checker.signal(SIGTERM);
-  EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
-
-  // At least the results delivered before the last wait: the whole topic, not its first part.
-  std::size_t missing = 0;
-  const auto records = webmon::test::read_topic(topic, static_cast<std::size_t>(delivered) + 6);
-  ASSERT_GE(static_cast<double>(records.size()), delivered + 6) << checker.log();
-  for (const auto& [name, ts] : due_times(records)) missing += missing_due_probes(ts, name);
-  EXPECT_EQ(static_cast<double>(missing), dropped) << checker.log();
+  // Nothing is dropped once the broker answers again: the count after the drain is the final one.
+  double dropped = -1;
+  const auto delivered = c.settle([&] { dropped = c.metric("webmon_checker_results_dropped_total"); });
+  EXPECT_EQ(c.metric("webmon_checker_results_dropped_total"), dropped);
+  EXPECT_EQ(c.metric("webmon_checker_delivery_errors_total"), 0);
+  EXPECT_EQ(c.metric("webmon_checker_probes_skipped_total"), 0);
+  EXPECT_EQ(static_cast<double>(c.stop_and_count_missing(delivered)), dropped) << c.checker.log();
 }
 
 // A short kafka.properties message.timeout.ms (2 s) while the broker is frozen: the results that
@@ -313,49 +337,26 @@ TEST(CheckerKafkaFault, ResultsDroppedTotalCountsTheResultsAFullQueueLost) {
 // at least the due probes the topic lacks (a timed-out result that was in flight may still have
 // been stored), and no more than the results that were sent.
 TEST(CheckerKafkaFault, DeliveryErrorsTotalCountsTheResultsThatTimedOut) {
-  webmon::test::HttpSite site;
-  TempDir dir;
-  const auto topic = webmon::test::unique_name("checks-timeout");
-  const auto metrics_port = webmon::test::free_port();
-  const std::vector<std::string> names = {"late-a", "late-b", "late-c"};
-  const auto cfg = dir.write("config.yml", fault_config(topic, names, site, metrics_port,
-                                                        "  properties:\n    message.timeout.ms: \"2000\"\n"));
-  ChildProcess checker({WEBMON_CHECKER_BIN, "--config", cfg.string()}, dir.path() / "checker.log");
-  const auto metric = [&](const std::string& series) {
-    return webmon::test::scrape_metric(metrics_port, series).value_or(-1);
-  };
-  ASSERT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_delivered_total") >= 6; }, 60s))
-      << checker.log();
-  EXPECT_EQ(metric("webmon_checker_delivery_errors_total"), 0);
+  CheckerWithProperties c("checks-timeout", {"late-a", "late-b", "late-c"}, "    message.timeout.ms: \"2000\"\n");
+  EXPECT_EQ(c.metric("webmon_checker_delivery_errors_total"), 0);
   {
     FrozenKafka frozen;
-    ASSERT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_delivery_errors_total") >= 15; }, 90s))
-        << checker.log();
-    EXPECT_TRUE(checker.running()) << checker.log();
+    ASSERT_TRUE(webmon::test::eventually([&] { return c.metric("webmon_checker_delivery_errors_total") >= 15; }, 90s))
+        << c.checker.log();
+    EXPECT_TRUE(c.checker.running()) << c.checker.log();
   }
-  EXPECT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_kafka_queue_messages") == 0; }, 120s))
-      << checker.log();
-  const auto delivered = metric("webmon_checker_results_delivered_total");
-  ASSERT_TRUE(webmon::test::eventually([&] { return metric("webmon_checker_results_delivered_total") >= delivered + 6; }, 60s))
-      << checker.log();
+  const auto delivered = c.settle({});
   // One scrape: each report is of a probe counted before it, so reports never outnumber probes.
-  const auto metrics = webmon::test::http_get(metrics_port, "/metrics").body;
+  const auto metrics = webmon::test::http_get(c.metrics_port, "/metrics").body;
   const auto errors = webmon::test::metric_value(metrics, "webmon_checker_delivery_errors_total").value_or(-1);
   EXPECT_LE(webmon::test::metric_value(metrics, "webmon_checker_results_delivered_total").value_or(-1) + errors,
             sum_series(metrics, "webmon_checker_probes_total")) << metrics;
   EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_results_dropped_total"), std::optional<double>(0));
   EXPECT_EQ(webmon::test::metric_value(metrics, "webmon_checker_probes_skipped_total"), std::optional<double>(0));
-  checker.signal(SIGTERM);
-  EXPECT_EQ(checker.wait_for_exit(60s), std::optional<int>(0)) << checker.log();
-
-  // At least the results delivered before the last wait: the whole topic, not its first part.
-  std::size_t missing = 0;
-  const auto records = webmon::test::read_topic(topic, static_cast<std::size_t>(delivered) + 6);
-  ASSERT_GE(static_cast<double>(records.size()), delivered + 6) << checker.log();
-  for (const auto& [name, ts] : due_times(records)) missing += missing_due_probes(ts, name);
+  const auto missing = c.stop_and_count_missing(delivered);
   EXPECT_GE(missing, 1u) << "results timed out, yet none is missing from the topic";
-  EXPECT_GE(errors, static_cast<double>(missing)) << checker.log();
-  EXPECT_GE(webmon::test::occurrences(checker.log(), "kafka: delivery failed"), 1u) << checker.log();
+  EXPECT_GE(errors, static_cast<double>(missing)) << c.checker.log();
+  EXPECT_GE(webmon::test::occurrences(c.checker.log(), "kafka: delivery failed"), 1u) << c.checker.log();
 }
 
 }  // namespace

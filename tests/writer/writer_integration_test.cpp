@@ -151,40 +151,6 @@ TEST(WriterWithKafkaAndPostgres, RetentionOvertakingAStoppedWriterIsLoggedAndCou
   EXPECT_EQ(db.scalar("SELECT sum(next_offset) FROM ingest_offsets"), "100");
 }
 
-// operations.md ("Scaling"): to go beyond the topic's partition count, add partitions and start
-// more writers. The messages produced to a new partition before any writer read it are all
-// written (read from its earliest offset), once, beside the old partition's.
-TEST(WriterWithKafkaAndPostgres, PartitionsAddedToTheTopicAreReadFromTheirEarliestOffset) {
-  TestDatabase db;
-  TempDir dir;
-  const TestTopic topic_guard("wt_topic");
-  const auto& topic = topic_guard.name();
-  const auto group = unique_name("wt_group");
-  Producer producer;
-  producer.create_topic(topic, 1);
-  produce_checks(producer, topic, 0, 50);
-  Writer first(dir.path(), "first", topic, group, db.uri());
-  ASSERT_TRUE(eventually([&] { return counts(db).rows == 50; }, 120s)) << first.log();
-  producer.add_partitions(topic, 2);
-  Producer after;  // a new one, which knows of partition 1
-  for (int i = 50; i < 100; ++i) {
-    after.produce(topic, std::nullopt, encode_check_result(make_check(i)), true, i < 80 ? 1 : 0);
-  }
-  after.flush();
-  WriterOptions options;
-  options.instance_id = "second-writer";  // the first has the default, the host name
-  Writer second(dir.path(), "second", topic, group, db.uri(), options);
-  ASSERT_TRUE(eventually([&] { return counts(db).rows == 100; }, 120s)) << first.log() << second.log();
-  EXPECT_EQ(second.stop(), 0) << second.log();
-  EXPECT_EQ(first.stop(), 0) << first.log();
-  const auto c = counts(db);
-  EXPECT_EQ(c.rows, 100);
-  EXPECT_EQ(c.duplicates, 0);
-  EXPECT_EQ(db.scalar("SELECT string_agg(\"partition\" || ':' || next_offset, ',' ORDER BY \"partition\") "
-                      "FROM ingest_offsets"),
-            "0:70,1:30");
-}
-
 // Messages 50..99 after the topic grew to two partitions: 50..79 to the new partition 1, the
 // rest to partition 0, by a producer made afterwards (which knows of partition 1).
 void produce_after_growth(const std::string& topic) {
@@ -202,6 +168,31 @@ void expect_all_once_after_growth(const TestDatabase& db) {
   EXPECT_EQ(db.scalar("SELECT string_agg(\"partition\" || ':' || next_offset, ',' ORDER BY \"partition\") "
                       "FROM ingest_offsets"),
             "0:70,1:30");
+}
+
+// operations.md ("Scaling"): to go beyond the topic's partition count, add partitions and start
+// more writers. The messages produced to a new partition before any writer read it are all
+// written (read from its earliest offset), once, beside the old partition's.
+TEST(WriterWithKafkaAndPostgres, PartitionsAddedToTheTopicAreReadFromTheirEarliestOffset) {
+  TestDatabase db;
+  TempDir dir;
+  const TestTopic topic_guard("wt_topic");
+  const auto& topic = topic_guard.name();
+  const auto group = unique_name("wt_group");
+  Producer producer;
+  producer.create_topic(topic, 1);
+  produce_checks(producer, topic, 0, 50);
+  Writer first(dir.path(), "first", topic, group, db.uri());
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == 50; }, 120s)) << first.log();
+  producer.add_partitions(topic, 2);
+  produce_after_growth(topic);
+  WriterOptions options;
+  options.instance_id = "second-writer";  // the first has the default, the host name
+  Writer second(dir.path(), "second", topic, group, db.uri(), options);
+  ASSERT_TRUE(eventually([&] { return counts(db).rows == 100; }, 120s)) << first.log() << second.log();
+  EXPECT_EQ(second.stop(), 0) << second.log();
+  EXPECT_EQ(first.stop(), 0) << first.log();
+  expect_all_once_after_growth(db);
 }
 
 // operations.md ("Scaling"): a group that gains partitions, with no member joining or leaving,
