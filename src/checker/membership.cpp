@@ -17,21 +17,6 @@ namespace webmon::checker {
 
 namespace {
 
-// How many partitions `topic` has, from the brokers' metadata; throws when Kafka does not say.
-int topic_partitions(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
-  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr),
-                                                                          &rd_kafka_topic_destroy);
-  if (!rkt) throw std::runtime_error("topic " + topic + ": " + rd_kafka_err2str(rd_kafka_last_error()));
-  const rd_kafka_metadata_t* md = nullptr;
-  if (const auto err = rd_kafka_metadata(rk, 0, rkt.get(), &md, timeout_ms)) {
-    throw std::runtime_error("metadata of " + topic + ": " + rd_kafka_err2str(err));
-  }
-  std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> hold(md, &rd_kafka_metadata_destroy);
-  if (md->topic_cnt < 1) throw std::runtime_error("metadata of " + topic + ": no such topic");
-  if (md->topics[0].err) throw std::runtime_error("metadata of " + topic + ": " + rd_kafka_err2str(md->topics[0].err));
-  return md->topics[0].partition_cnt;
-}
-
 std::vector<unsigned> as_vector(const std::set<unsigned>& s) { return {s.begin(), s.end()}; }
 
 std::set<unsigned> minus(const std::set<unsigned>& a, const std::set<unsigned>& b) {
@@ -104,7 +89,7 @@ bool Membership::prepare() {
   while (!stop_) {
     try {
       kafka::ensure_topic(rk_.get(), topic_, shards_wanted_, 5000);
-      const int n = topic_partitions(rk_.get(), topic_, 5000);
+      const int n = kafka::topic_partitions(rk_.get(), topic_, 5000);
       if (n <= 0) throw std::runtime_error("topic " + topic_ + " has no partitions yet");
       count_ = static_cast<unsigned>(n);
       metrics_.shards.Set(n);

@@ -1,6 +1,7 @@
 #include "webmon/common/kafka.hpp"
 
 #include <array>
+#include <memory>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
@@ -127,6 +128,20 @@ void delete_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
       throw std::runtime_error("deleting topic " + topic + ": " + topic_error_text(results[i]));
     }
   }
+}
+
+int topic_partitions(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr),
+                                                                          &rd_kafka_topic_destroy);
+  if (!rkt) throw std::runtime_error("topic " + topic + ": " + rd_kafka_err2str(rd_kafka_last_error()));
+  const rd_kafka_metadata_t* md = nullptr;
+  if (const auto err = rd_kafka_metadata(rk, 0, rkt.get(), &md, timeout_ms)) {
+    throw std::runtime_error("metadata of " + topic + ": " + rd_kafka_err2str(err));
+  }
+  std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> hold(md, &rd_kafka_metadata_destroy);
+  if (md->topic_cnt < 1) throw std::runtime_error("metadata of " + topic + ": no such topic");
+  if (md->topics[0].err) throw std::runtime_error("metadata of " + topic + ": " + rd_kafka_err2str(md->topics[0].err));
+  return md->topics[0].partition_cnt;
 }
 
 }  // namespace webmon::kafka

@@ -32,8 +32,6 @@ std::chrono::sys_days today_utc() {
 // How often the topic's partition count is compared with what the group's members hold.
 constexpr auto kPartitionCheckEvery = std::chrono::seconds(10);
 
-struct TopicDeleter { void operator()(rd_kafka_topic_t* p) const noexcept { rd_kafka_topic_destroy(p); } };
-
 const char* job_name(const PgJob& job) {
   if (job.kind == PgJob::Kind::write) return "writing a batch";
   if (job.connect) return "connecting";
@@ -678,17 +676,13 @@ void Ingestor::check_partitions() {
   }
   if (!kafka_up_ || now < next_partition_check_) return;
   next_partition_check_ = now + kPartitionCheckEvery;
-  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk_.get(), config_.kafka.topic.c_str(), nullptr));
-  if (!rkt) return;
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk_.get(), 0, rkt.get(), &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
   int partitions = 0;
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && config_.kafka.topic == md->topics[i].topic) {
-      partitions = md->topics[i].partition_cnt;
-    }
+  try {
+    partitions = kafka::topic_partitions(rk_.get(), config_.kafka.topic, 1000);
+  } catch (const std::exception& e) {
+    spdlog::debug("kafka: {}", e.what());  // no answer now: next time
+    return;
   }
-  rd_kafka_metadata_destroy(md);
   if (partitions <= partitions_covered_) {
     uncovered_in_a_row_ = 0;
     return;

@@ -78,5 +78,9 @@ std::string topic_error_text(const rd_kafka_topic_result_t* result);
 // with Kafka's reason when it fails or does not answer in time.
 void delete_topic(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
+// How many partitions `topic` has, from the brokers' metadata; throws when Kafka does not say
+// (no answer within timeout_ms, no such topic).
+int topic_partitions(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+
 }  // namespace kafka
 }  // namespace webmon
