@@ -32,6 +32,10 @@ std::chrono::sys_days today_utc() {
 // How often the topic's partition count is compared with what the group's members hold.
 constexpr auto kPartitionCheckEvery = std::chrono::seconds(10);
 
+// A writer fenced again this soon after it joined anew after a fence has another writer beside
+// it with its instance id (rejoin_after_fence).
+constexpr auto kFenceWindow = std::chrono::seconds(60);
+
 const char* job_name(const PgJob& job) {
   if (job.kind == PgJob::Kind::write) return "writing a batch";
   if (job.connect) return "connecting";
@@ -58,6 +62,11 @@ Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics,
       session_(pg_session(config.postgres)),
       sink_(session_.conninfo, config.writer.group_id),
       builder_(config.writer.batch_max_rows, config.writer.batch_max_ms) {
+  make_consumer();
+  worker_ = std::make_unique<PgWorker>([this](PgDone& done) { run_job(done); });
+}
+
+void Ingestor::make_consumer() {
   // Positions come from PostgreSQL: nothing is committed or stored automatically. Kafka's
   // committed offsets are written only after PostgreSQL's, for lag tools. Static membership
   // (group.instance.id) and a 10 s session: a writer that crashed and restarts gets its
@@ -79,7 +88,6 @@ Ingestor::Ingestor(const Config& config, std::shared_ptr<WriterMetrics> metrics,
   rd_kafka_conf_set_opaque(conf.get(), this);
   rk_ = kafka::new_handle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(rk_.get());
-  worker_ = std::make_unique<PgWorker>([this](PgDone& done) { run_job(done); });
 }
 
 Ingestor::~Ingestor() {
@@ -179,20 +187,63 @@ void Ingestor::on_kafka_error(rd_kafka_t* rk, int err, const char* reason) {
 }
 
 void Ingestor::on_fatal(rd_kafka_t* rk) {
-  // Reported through error_cb or as a consumer error, whichever comes first: said once.
+  // Reported through error_cb or as a consumer error, whichever comes first: noted once.
   if (fatal_.exchange(true)) return;
-  {
-    std::array<char, 512> buf{};
-    const auto orig = rd_kafka_fatal_error(rk, buf.data(), buf.size());
-    if (orig == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
-      spdlog::critical(
-          "kafka: another webmon-writer joined group {} with this writer's instance id \"{}\" (writer.instance_id, "
-          "used as group.instance.id) and took its place; each writer needs its own instance id. Stopping. ({})",
-          config_.writer.group_id, config_.writer.instance_id, buf.data());
-    } else {
-      spdlog::critical("kafka: fatal error {}: {}; stopping", rd_kafka_err2name(orig), buf.data());
-    }
+  std::array<char, 512> buf{};
+  fatal_code_ = rd_kafka_fatal_error(rk, buf.data(), buf.size());
+  fatal_reason_ = buf.data();
+}
+
+bool Ingestor::rejoin_after_fence() {
+  // A fence has two causes that look alike. Another writer joined with this one's instance id and
+  // took its place; or this writer's own older membership was fenced by its own rejoin: after a
+  // broker restart librdkafka may join again with a new member id while an offset commit of the
+  // old one is still queued, and the broker refuses that commit with FENCED_INSTANCE_ID (which
+  // librdkafka makes fatal). So the first fence is answered with a new consumer under the same
+  // instance id. If another writer is there, the two fence each other and whichever is fenced a
+  // second time within kFenceWindow stops; the positions stay PostgreSQL's throughout, so neither
+  // writes a row twice.
+  const auto now = Clock::now();
+  if (fatal_code_ != RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+    spdlog::critical("kafka: fatal error {}: {}; stopping", rd_kafka_err2name(fatal_code_), fatal_reason_);
+    return false;
   }
+  if (fenced_at_ && now - *fenced_at_ < kFenceWindow) {
+    spdlog::critical(
+        "kafka: another webmon-writer joined group {} with this writer's instance id \"{}\" (writer.instance_id, "
+        "used as group.instance.id) and took its place; each writer needs its own instance id. Stopping. ({}; "
+        "fenced again {} s after joining anew)",
+        config_.writer.group_id, config_.writer.instance_id, fatal_reason_,
+        std::chrono::duration_cast<std::chrono::seconds>(now - *fenced_at_).count());
+    return false;
+  }
+  fenced_at_ = now;
+  spdlog::warn(
+      "kafka: fenced in group {} as instance \"{}\" ({}): either a commit of this writer's own older "
+      "membership, refused after a broker restart, or another writer with this instance id. Joining anew; "
+      "fenced again within {} s, it stops",
+      config_.writer.group_id, config_.writer.instance_id, fatal_reason_,
+      std::chrono::duration_cast<std::chrono::seconds>(kFenceWindow).count());
+  // The batch in flight is settled first (its offsets are PostgreSQL's, committed or not); what
+  // was read but not written is dropped and read again from the stored offsets once assigned.
+  if (pg_ == PgState::busy) {
+    if (auto done = await_job()) settle(*done);
+  }
+  builder_.discard();
+  for (const auto& [p, s] : parts_) metrics_->remove_lag(config_.kafka.topic, p);
+  parts_.clear();
+  rd_kafka_consumer_close(rk_.get());  // fatal: returns at once, with no rebalance to serve
+  rk_.reset();
+  make_consumer();
+  fatal_ = false;
+  fatal_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
+  fatal_reason_.clear();
+  partitions_covered_ = 0;
+  uncovered_in_a_row_ = 0;
+  resubscribe_at_.reset();
+  next_partition_check_ = now + kPartitionCheckEvery;
+  subscribe();
+  return true;
 }
 
 // ---- the partitions' phases ----
@@ -615,14 +666,19 @@ void Ingestor::on_message(const rd_kafka_message_t* msg) {
 }
 
 void Ingestor::commit_to_kafka(const std::map<std::int32_t, std::int64_t>& offsets) {
-  if (offsets.empty()) return;
-  auto list = make_list(config_.kafka.topic, offsets);
-  rd_kafka_commit(rk_.get(), list.get(), 1);  // async: only lag tools read it
+  // Only partitions this consumer holds: a batch settled after a rebalance error or a new
+  // consumer (rejoin_after_fence) is not this membership's to commit.
+  std::map<std::int32_t, std::int64_t> held;
   for (const auto& [p, next] : offsets) {
+    if (parts_.count(p)) held[p] = next;
+  }
+  if (held.empty()) return;
+  auto list = make_list(config_.kafka.topic, held);
+  rd_kafka_commit(rk_.get(), list.get(), 1);  // async: only lag tools read it
+  for (const auto& [p, next] : held) {
     std::int64_t lo = 0;
     std::int64_t hi = 0;
-    if (parts_.count(p) &&
-        rd_kafka_get_watermark_offsets(rk_.get(), config_.kafka.topic.c_str(), p, &lo, &hi) ==
+    if (rd_kafka_get_watermark_offsets(rk_.get(), config_.kafka.topic.c_str(), p, &lo, &hi) ==
             RD_KAFKA_RESP_ERR_NO_ERROR &&
         hi >= 0) {
       metrics_->set_lag(config_.kafka.topic, p, static_cast<double>(std::max<std::int64_t>(0, hi - next)));
@@ -764,7 +820,11 @@ bool Ingestor::run() {
   next_attempt_ = Clock::now();
   if (auto w = service::watchdog_interval()) watchdog_ = std::chrono::duration_cast<Clock::duration>(*w);
 
-  while (!stop_.load() && !fatal_.load()) {
+  while (!stop_.load()) {
+    if (fatal_.load()) {
+      if (!rejoin_after_fence()) break;
+      continue;
+    }
     feed_watchdog();
     if (auto done = worker_->poll()) settle(*done);
     step_pg(Clock::now());
@@ -793,6 +853,9 @@ bool Ingestor::run() {
     }
   }
 
+  if (fatal_ && stop_) {
+    spdlog::error("kafka: fatal error {} while stopping: {}", rd_kafka_err2name(fatal_code_), fatal_reason_);
+  }
   if (!fatal_) {
     // Finish the batch in flight and the one built if PostgreSQL is there; otherwise they are
     // read again next time.

@@ -81,7 +81,11 @@ class Ingestor {
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   void on_rebalance_failed(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, const char* what) noexcept;
   void on_kafka_error(rd_kafka_t* rk, int err, const char* reason);
-  void on_fatal(rd_kafka_t* rk);  // the consumer is unusable: stop, saying why
+  void on_fatal(rd_kafka_t* rk);  // the consumer is unusable: noted; run() decides what follows
+  // After a fence (FENCED_INSTANCE_ID): a new consumer with the same instance id, once. True when
+  // it is made; false (said why) for any other fatal error or a second fence within kFenceWindow.
+  bool rejoin_after_fence();
+  void make_consumer();  // rk_: the consumer, its callbacks, its poll queue
   const char* protocol() const;  // "EAGER", "COOPERATIVE" or "NONE"
   bool cooperative() const;
 
@@ -145,6 +149,9 @@ class Ingestor {
   std::atomic<bool> pg_up_{false};
   std::atomic<bool> kafka_up_{false};
   std::atomic<bool> fatal_{false};
+  rd_kafka_resp_err_t fatal_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;  // rd_kafka_fatal_error()'s, and its text
+  std::string fatal_reason_;
+  std::optional<std::chrono::steady_clock::time_point> fenced_at_;  // the last fence this writer got past
   std::chrono::milliseconds backoff_{0};
   int failed_in_a_row_ = 0;     // jobs failed since the last one that succeeded
   LogLimit outage_log_{1, 0};   // one warning per PostgreSQL outage, then debug lines
