@@ -134,9 +134,7 @@ void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     revoked(parts);
   } else {
     spdlog::warn("kafka rebalance error: {}", rd_kafka_err2str(err));
-    builder_.discard();
-    for (const auto& [p, s] : parts_) metrics_->remove_lag(config_.kafka.topic, p);
-    parts_.clear();
+    forget_partitions();
     if (cooperative()) {
       kafka::ErrorPtr e(rd_kafka_incremental_unassign(rk_.get(), parts));
     } else {
@@ -229,19 +227,14 @@ bool Ingestor::rejoin_after_fence() {
   if (pg_ == PgState::busy) {
     if (auto done = await_job()) settle(*done);
   }
-  builder_.discard();
-  for (const auto& [p, s] : parts_) metrics_->remove_lag(config_.kafka.topic, p);
-  parts_.clear();
+  forget_partitions();
   rd_kafka_consumer_close(rk_.get());  // fatal: returns at once, with no rebalance to serve
   rk_.reset();
   make_consumer();
   fatal_ = false;
   fatal_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   fatal_reason_.clear();
-  partitions_covered_ = 0;
-  uncovered_in_a_row_ = 0;
-  resubscribe_at_.reset();
-  next_partition_check_ = now + kPartitionCheckEvery;
+  resubscribe_at_.reset();  // an unsubscribe of the old consumer's, waiting to join again
   subscribe();
   return true;
 }
@@ -297,6 +290,12 @@ void Ingestor::revoked(rd_kafka_topic_partition_list_t* parts) {
     rd_kafka_assign(rk_.get(), nullptr);
   }
   spdlog::info("revoked {} partition(s) of {}, {} left", gone.size(), config_.kafka.topic, parts_.size());
+}
+
+void Ingestor::forget_partitions() {
+  builder_.discard();
+  for (const auto& [p, s] : parts_) metrics_->remove_lag(config_.kafka.topic, p);
+  parts_.clear();
 }
 
 void Ingestor::lose_positions() {
@@ -704,6 +703,9 @@ void Ingestor::subscribe() {
   if (auto err = rd_kafka_subscribe(rk_.get(), topics.get())) {
     throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
   }
+  // The first partition check once the join has had time to settle.
+  next_partition_check_ = Clock::now() + kPartitionCheckEvery;
+  uncovered_in_a_row_ = 0;
 }
 
 void Ingestor::check_partitions() {
@@ -727,7 +729,6 @@ void Ingestor::check_partitions() {
     resubscribe_at_.reset();
     subscribe();
     spdlog::info("kafka: joining group {} again", config_.writer.group_id);
-    next_partition_check_ = now + kPartitionCheckEvery;
     return;
   }
   if (!kafka_up_ || now < next_partition_check_) return;
@@ -814,7 +815,6 @@ bool Ingestor::run() {
   }
   subscribe();
   spdlog::info("kafka: group {} as instance {}", config_.writer.group_id, config_.writer.instance_id);
-  next_partition_check_ = Clock::now() + kPartitionCheckEvery;
   kafka_up_ = true;  // until librdkafka says all brokers are down
   pg_ = PgState::down;
   next_attempt_ = Clock::now();

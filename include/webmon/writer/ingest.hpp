@@ -93,6 +93,7 @@ class Ingestor {
   void assigned(rd_kafka_topic_partition_list_t* parts);
   void revoked(rd_kafka_topic_partition_list_t* parts);
   void lose_positions();  // every partition unsynced and paused, the batch being built dropped
+  void forget_partitions();  // none held any more: parts_ empty, their lag series gone, the batch dropped
   void positions_read(const PgDone& done);
 
   // The PostgreSQL side: the next job, its deadline, its outcome.
@@ -119,7 +120,7 @@ class Ingestor {
   // group's assignor sees them.
   void check_partitions();
   std::optional<std::size_t> partitions_held_by_group(int partitions);  // nullopt: unknown now
-  void subscribe();
+  void subscribe();  // and the first partition check due kPartitionCheckEvery after it
   void feed_watchdog();
 
   const Config config_;
