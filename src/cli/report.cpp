@@ -11,7 +11,8 @@
 namespace webmon::cli {
 
 std::vector<ReportRow> query_report(pqxx::connection_base& conn, const ReportQuery& query) {
-  // Downtime: each incident of the target and location that overlaps the period, clipped to it.
+  // Downtime: each incident of the target and location that overlaps the period, clipped to it
+  // (a hash join on the target and location, so the incidents are not scanned once per period).
   static constexpr const char* kSql = R"SQL(
 WITH w AS (
   SELECT CASE WHEN $2::double precision = 0 THEN '-infinity'::timestamptz
@@ -20,20 +21,25 @@ WITH w AS (
   SELECT s.*, s.period_start + ('1 ' || $1::text)::interval AS period_end
   FROM w, webmon_check_summary(w.since, $1::text, nullif($3::text, ''), NULL) s
 ), i AS MATERIALIZED (
-  SELECT i.target, coalesce(l.id, 0) AS location_id, i.started_at, i.started_at + i.duration AS ended_at
+  SELECT t.id AS target_id, coalesce(l.id, 0) AS location_id, i.started_at, i.started_at + i.duration AS ended_at
   FROM w, webmon_incidents($4, $5, w.since, nullif($3::text, '')) i
+  JOIN targets t ON t.name = i.target
   LEFT JOIN locations l ON l.name = i.location
+), d AS (
+  SELECT s.target_id, s.location_id, s.period_start,
+         sum(extract(epoch FROM least(i.ended_at, s.period_end) - greatest(i.started_at, s.period_start))) AS downtime
+  FROM s
+  JOIN i ON i.target_id = s.target_id AND i.location_id = s.location_id
+        AND i.started_at < s.period_end AND i.ended_at > s.period_start
+  GROUP BY 1, 2, 3
 )
 SELECT to_char(s.period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD'), t.name, l.name, s.checks,
-       (s.ok_checks * 100.0 / s.checks)::double precision,
-       coalesce((SELECT sum(extract(epoch FROM least(i.ended_at, s.period_end) - greatest(i.started_at, s.period_start)))
-                 FROM i
-                 WHERE i.target = t.name AND i.location_id = s.location_id
-                   AND i.started_at < s.period_end AND i.ended_at > s.period_start), 0)::double precision,
+       (s.ok_checks * 100.0 / s.checks)::double precision, coalesce(d.downtime, 0)::double precision,
        s.p50, s.p95, s.p99
 FROM s
 JOIN targets t ON t.id = s.target_id
 LEFT JOIN locations l ON l.id = s.location_id
+LEFT JOIN d ON d.target_id = s.target_id AND d.location_id = s.location_id AND d.period_start = s.period_start
 ORDER BY t.name, l.name NULLS FIRST, s.period_start
 )SQL";
   pqxx::read_transaction tx(conn);

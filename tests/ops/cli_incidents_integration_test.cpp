@@ -289,6 +289,80 @@ TEST_F(CliIncidents, ReportFieldByFieldInTableJsonAndCsv) {
   EXPECT_EQ(cli({"stats", "--period", "day"}).first, 2);
 }
 
+// Incidents come from the runs kept with the rollups (sql/007): the same as sql/005's reading of
+// every check (webmon_incidents_from_checks, kept as the reference). Four targets flap at random
+// for two days, a check every 2 minutes, in two locations and none. day_ is compacted (its hourly
+// and daily runs from the compact rows); next_'s hours are rolled up from rows but for 13:00, as
+// when a writer has not got to an hour yet, so its daily row joins runs across a gap whose checks
+// are rows. For several thresholds and windows, `webmon incidents` lists exactly the reference's
+// incidents, field by field.
+TEST_F(CliIncidents, FromTheRollupsTheSameAsFromEveryCheck) {
+  db_.exec("INSERT INTO targets (name, url, first_seen, last_seen) SELECT 'random-' || i, 'https://r' || i || "
+           "'.example/', now(), now() FROM generate_series(1, 4) i");
+  db_.exec("INSERT INTO locations (name) VALUES ('us-east')");
+  // Failures come in spells: most of the time 8 % of checks fail, one stretch in three 70 %.
+  db_.exec("SELECT setseed(0.25); "
+           "INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, http_response_time, "
+           "body_bytes, http_status, redirects, error, ok, error_detail, location_id) "
+           "SELECT x.at, x.at + interval '3 ms', t.id, 1, 0.1, CASE WHEN x.f THEN NULL ELSE 0.1 END, 0, "
+           "CASE WHEN x.f AND x.k % 2 = 0 THEN 503 WHEN NOT x.f THEN 200 END, 0, CASE WHEN x.f AND x.k % 2 = 1 THEN 4 END, "
+           "NOT x.f, CASE WHEN x.f AND x.k % 2 = 1 THEN 'no answer ' || x.k END, "
+           "(SELECT l.id FROM locations l WHERE l.name = (ARRAY['eu-west', 'us-east', NULL])[1 + t.id % 3]) "
+           "FROM targets t, LATERAL (SELECT k, '" + day_ + " 00:00+00'::timestamptz + k * interval '2 min' AS at, "
+           "random() < CASE WHEN (k / (7 + t.id)) % 3 = 0 THEN 0.7 ELSE 0.08 END AS f "
+           "FROM generate_series(0, 1439) k) x WHERE t.name LIKE 'random-%' ORDER BY x.at");
+  const auto [cs, co] = cli({"compact", "--day", day_});
+  ASSERT_EQ(cs, 0) << co;
+  db_.exec("SELECT webmon_rollup_hour('" + next_ + " 00:00+00'::timestamptz + h * interval '1 hour') "
+           "FROM generate_series(0, 23) h WHERE h <> 13 ORDER BY h");
+  ASSERT_EQ(db_.scalar("SELECT count(DISTINCT hour) FROM check_rollups WHERE hour >= '" + next_ + "'"), "23");
+  ASSERT_EQ(db_.scalar("SELECT count(*) FROM check_rollups_daily r JOIN targets t ON t.id = r.target_id "
+                       "WHERE t.name LIKE 'random-%'"),
+            "8");  // 4 targets x 2 days
+
+  for (const auto& [open_after, close_after] : std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {2, 3}, {4, 2}}) {
+    for (const std::string& since : {std::string("-infinity"), day_ + " 22:00+00", next_ + " 01:30+00"}) {
+      SCOPED_TRACE(std::to_string(open_after) + " " + std::to_string(close_after) + " " + since);
+      const auto config = "incidents:\n  open_after: " + std::to_string(open_after) + "\n  close_after: " +
+                          std::to_string(close_after) + "\n";
+      // `--since` takes a duration: back from now to 20 s before `since` (the checks are 2 minutes
+      // apart, so the same ones).
+      const std::string ago =
+          since == "-infinity"
+              ? "all"
+              : db_.scalar("SELECT ceil(extract(epoch FROM now() - '" + since + "'::timestamptz))::bigint + 20") + "s";
+      const auto [status, out] = cli({"incidents", "--since", ago, "--format", "json"}, config);
+      ASSERT_EQ(status, 0) << out;
+      const auto listed = json::parse(out).as_object().at("incidents").as_array();
+      // The reference's incidents as the JSON the CLI prints, in its order.
+      const auto want = db_.scalar(
+          "SELECT coalesce(json_agg(json_build_object('target', i.target, 'location', i.location, 'started_at', "
+          "to_char(i.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'ended_at', "
+          "to_char(i.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'duration_s', "
+          "extract(epoch FROM i.duration), 'checks_failed', i.checks_failed, 'first_error', i.first_error, "
+          "'first_error_detail', i.first_error_detail, 'first_http_status', i.first_http_status) "
+          "ORDER BY i.started_at, i.target, i.location NULLS FIRST), '[]') FROM webmon_incidents_from_checks(" +
+          std::to_string(open_after) + ", " + std::to_string(close_after) + ", '" + since +
+          "') i WHERE i.target LIKE 'random-%'");
+      const auto expected = json::parse(want).as_array();
+      ASSERT_GT(expected.size(), 3u);
+      std::vector<json::object> mine;
+      for (const auto& i : listed) {
+        if (std::string(i.at("target").as_string()).rfind("random-", 0) == 0) mine.push_back(i.as_object());
+      }
+      ASSERT_EQ(mine.size(), expected.size()) << out;
+      for (std::size_t k = 0; k < mine.size(); ++k) {
+        const auto& w = expected[k].as_object();
+        for (const char* key : {"target", "location", "started_at", "ended_at", "checks_failed", "first_error",
+                                "first_error_detail", "first_http_status"}) {
+          EXPECT_EQ(json::serialize(mine[k].at(key)), json::serialize(w.at(key))) << k << " " << key;
+        }
+        EXPECT_EQ(mine[k].at("duration_s").to_number<double>(), w.at("duration_s").to_number<double>()) << k;
+      }
+    }
+  }
+}
+
 TEST_F(CliIncidents, EmptyResults) {
   const auto [s1, o1] = cli({"incidents", "--target", "nobody", "--since", "all"});
   EXPECT_EQ(s1, 0) << o1;

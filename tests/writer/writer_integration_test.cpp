@@ -598,7 +598,8 @@ TEST(WriterWithKafkaAndPostgres, SeveralWritersStartingAtOnceApplyEachMigrationO
   EXPECT_EQ(db.scalar("SELECT string_agg(name, ',' ORDER BY version) FROM schema_migrations"), names);
   // The last file's objects are there: the schema is complete.
   EXPECT_EQ(db.scalar("SELECT to_regclass('check_rollups_weekly') IS NOT NULL AND "
-                      "to_regprocedure('webmon_rollup_hour(timestamptz, boolean)') IS NOT NULL"),
+                      "to_regprocedure('webmon_rollup_hour(timestamptz, boolean)') IS NOT NULL AND "
+                      "to_regprocedure('webmon_incidents_from_checks(integer, integer, timestamptz, text)') IS NOT NULL"),
             "t");
 }
 
