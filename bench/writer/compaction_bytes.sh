@@ -8,6 +8,8 @@
 #
 # Needs: psql, a built `webmon` (WEBMON_CLI, default build/src/cli/webmon), the stack's PostgreSQL
 # (PG_PORT, default 5432). Prints the sizes (pg_total_relation_size: heap, TOAST and indexes).
+# PREPARE_ONLY=1: stop after generating the day (not compacted), keep the database and print
+# "database <name> day <YYYY-MM-DD>" (bench/writer/compaction_lag.sh compacts it under load).
 set -euo pipefail
 targets=${1:-1000}
 per_target=${2:-1000}
@@ -57,6 +59,12 @@ FROM (SELECT i, i % $targets AS t, i % 100 AS kind,
       FROM generate_series(0::bigint, $targets::bigint * $per_target - 1) i) g;
 VACUUM ANALYZE checks;
 SQL
+if [ -n "${PREPARE_ONLY:-}" ]; then
+  trap - EXIT
+  rm -f "$cfg"
+  echo "database $db day $day"
+  exit 0
+fi
 part="checks_${day//-/}"
 rows=$(psql -qXAt "$uri" -c "SELECT count(*) FROM $part")
 before=$(psql -qXAt "$uri" -c "SELECT pg_table_size('$part') || ' ' || pg_indexes_size('$part') || ' ' || pg_total_relation_size('$part')")
