@@ -9,7 +9,7 @@
 # Needs: psql, a built `webmon` (WEBMON_CLI, default build/src/cli/webmon), the stack's PostgreSQL
 # (PG_PORT, default 5432). Prints the sizes (pg_total_relation_size: heap, TOAST and indexes).
 # PREPARE_ONLY=1: stop after generating the day (not compacted), keep the database and print
-# "database <name> day <YYYY-MM-DD>" (bench/writer/compaction_lag.sh compacts it under load).
+# "database <name> day <YYYY-MM-DD>" (bench/writer/compaction_lag.py compacts it under load).
 set -euo pipefail
 targets=${1:-1000}
 per_target=${2:-1000}

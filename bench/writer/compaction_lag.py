@@ -25,42 +25,33 @@ Only loopback. Needs kcat, psql, a built webmon, webmon-writer and webmon-bench-
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
+from importlib.machinery import SourceFileLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def load_checker_bench():
+    """bench/checker/run as a module, for its helpers: free_port, wait_for, http_get, scrape,
+    total, percentile, rfc3339_ms."""
+    loader = SourceFileLoader("bench_checker_run", os.path.join(ROOT, "bench/checker/run"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
 
 
-def metric_sum(text, name):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def quantile(values, q):
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))]
+bench = load_checker_bench()
 
 
 class Producer(threading.Thread):
@@ -132,7 +123,7 @@ def main():
     db, day = m.group(1), m.group(2)
     uri = f"postgresql://webmon:webmon@127.0.0.1:{pg_port}/{db}"
     topic = f"webmon.lagbench.{os.getpid()}"
-    metrics_port = free_port()
+    metrics_port = bench.free_port()
     tmp = tempfile.mkdtemp(prefix="webmon-lagbench-")
     cfg = os.path.join(tmp, "writer.yml")
     with open(cfg, "w") as f:
@@ -145,16 +136,11 @@ def main():
     try:
         writer = subprocess.Popen([writer_bin, "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        deadline = time.monotonic() + 60
-        while True:  # ready: the topic exists (the writer created it) and PostgreSQL answers
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1).status == 200:
-                    break
-            except Exception:
-                pass
-            if time.monotonic() > deadline or writer.poll() is not None:
-                sys.exit(f"webmon-writer did not become ready; its log: {log.name}")
-            time.sleep(0.2)
+        try:  # ready (200): the topic exists (the writer created it) and PostgreSQL answers
+            bench.wait_for("webmon-writer's /readyz", lambda: writer.poll() is None and bench.http_get(
+                f"http://127.0.0.1:{metrics_port}/readyz", timeout=1) is not None)
+        except RuntimeError as e:
+            sys.exit(f"{e}; its log: {log.name}")
         started = time.monotonic()
         kcat = subprocess.Popen(["kcat", "-P", "-b", kafka, "-t", topic, "-X", "linger.ms=5"],
                                 stdin=subprocess.PIPE, text=True)
@@ -165,31 +151,30 @@ def main():
         wall0 = time.time() - (time.monotonic() - started)
         samples = []  # (seconds since start, lag in checks)
         span = None  # (start, end) in seconds since start
+        done_line = None
         while time.monotonic() - started < a.timeout:
             time.sleep(0.5)
             with producer.lock:
                 produced = producer.produced
-            text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-            written = (metric_sum(text, "webmon_writer_rows_written_total")
-                       + metric_sum(text, "webmon_writer_dead_letters_total"))
+            metrics = bench.scrape(metrics_url)
+            written = (bench.total(metrics, "webmon_writer_rows_written_total")
+                       + bench.total(metrics, "webmon_writer_dead_letters_total"))
             now = time.monotonic() - started
             samples.append((now, produced - written))
             if span is None:
-                log.flush()
                 with open(log.name) as f:
                     for line in f:
                         m = done.match(line.strip())
                         if m:
-                            end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                                tzinfo=datetime.timezone.utc).timestamp() - wall0
+                            end = bench.rfc3339_ms(m.group(1)) - wall0
                             span = (end - float(m.group(2)), end)
+                            done_line = line.strip()
             if span is not None and now - span[1] >= a.after:
                 break
         producer.stop = True
         producer.join()
         elapsed = time.monotonic() - started
-        text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-        written = int(metric_sum(text, "webmon_writer_rows_written_total"))
+        written = int(bench.total(bench.scrape(metrics_url), "webmon_writer_rows_written_total"))
         compacted = subprocess.run(["psql", "-qXAt", uri, "-c",
                                     f"SELECT count(*), coalesce(sum(n), 0) FROM checks_compact WHERE day = '{day}'"],
                                    capture_output=True, text=True).stdout.strip()
@@ -212,15 +197,12 @@ def main():
     before = [s for s in samples if s[0] >= 15 and (first is None or s[0] < first)]
     during = [s for s in samples if first is not None and first <= s[0] <= ended_at]
     after = [s for s in samples if ended_at is not None and s[0] > ended_at]
-    with open(log.name) as f:
-        compaction_log = [line.strip() for line in f if "compact" in line]
-
     def row(name, part):
         lags = [s[1] / a.rate for s in part]
         if not lags:
             return f"{name:<22} no samples"
         return (f"{name:<22} {len(lags):4d} samples  lag mean {sum(lags) / len(lags):5.2f} s  "
-                f"p99 {quantile(lags, 0.99):5.2f} s  max {max(lags):5.2f} s")
+                f"p99 {bench.percentile(sorted(lags), 0.99):5.2f} s  max {max(lags):5.2f} s")
 
     print(f"rate {a.rate} checks/s over {a.targets} targets; the day compacted: {day} "
           f"({a.old_targets} targets x {a.old_checks} checks); load average {os.getloadavg()[0]:.2f}")
@@ -233,8 +215,8 @@ def main():
     print(row("during the compaction", during))
     print(row("after it", after))
     print(f"compact rows of {day}: {compacted.replace('|', ' rows, checks ')}")
-    for line in compaction_log[-3:]:
-        print("writer:", line)
+    if done_line:
+        print("writer:", done_line)
     if not during:
         sys.exit(f"the compaction did not end within --timeout; the writer's log: {log.name}")
     shutil.rmtree(tmp)
