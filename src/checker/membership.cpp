@@ -140,6 +140,7 @@ void Membership::run() {
     // Leaves the group (a static member does not: see stop()); the last revocation comes through
     // the rebalance callback on this thread.
     spdlog::info("group {}: leaving", group_);
+    closing_ = true;
     rd_kafka_consumer_close(rk_.get());
   } else {
     // Never assigned (or refused): nothing to hand back. librdkafka 2.0's cooperative-sticky
@@ -205,6 +206,10 @@ bool Membership::cooperative() {
 }
 
 void Membership::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  if (closing_ && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    spdlog::debug("group {}: {} served while leaving: not taken", group_, rd_kafka_err2name(err));
+    return;
+  }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     assigned(parts);
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {

@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -35,6 +39,9 @@ constexpr auto kPartitionCheckEvery = std::chrono::seconds(10);
 // A writer fenced again this soon after it joined anew after a fence has another writer beside
 // it with its instance id (rejoin_after_fence).
 constexpr auto kFenceWindow = std::chrono::seconds(60);
+// How long leaving the group may take before the process ends without it: within the systemd
+// unit's WatchdogSec (30 s) and TimeoutStopSec (60 s).
+constexpr auto kCloseLimit = std::chrono::seconds(20);
 
 const char* job_name(const PgJob& job) {
   if (job.kind == PgJob::Kind::write) return "writing a batch";
@@ -128,6 +135,12 @@ const char* Ingestor::protocol() const {
 bool Ingestor::cooperative() const { return std::strcmp(protocol(), "COOPERATIVE") == 0; }
 
 void Ingestor::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  if (closing_ && err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    // Not even rd_kafka_rebalance_protocol(): it asks the group too.
+    spdlog::debug("kafka: {} for {} partition(s) served while leaving the group: not taken", rd_kafka_err2name(err),
+                  parts ? parts->cnt : 0);
+    return;
+  }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     assigned(parts);
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -228,8 +241,7 @@ bool Ingestor::rejoin_after_fence() {
     if (auto done = await_job()) settle(*done);
   }
   forget_partitions();
-  rd_kafka_consumer_close(rk_.get());  // fatal: returns at once, with no rebalance to serve
-  rk_.reset();
+  close_consumer();  // fatal: returns at once, with no rebalance to serve
   make_consumer();
   fatal_ = false;
   fatal_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -869,9 +881,58 @@ bool Ingestor::run() {
   }
   builder_.discard();
   spdlog::info("leaving the consumer group");
-  rd_kafka_consumer_close(rk_.get());
+  close_consumer();
   pg_up_ = false;
   return !fatal_;
+}
+
+namespace {
+
+// Ends the process if the consumer's close has not returned within `limit`. Every batch is
+// settled before the close begins and the positions are PostgreSQL's, so nothing is lost: a stop
+// that was asked for happens, as systemd's TimeoutStopSec would make it happen later with SIGKILL.
+class CloseDeadline {
+ public:
+  explicit CloseDeadline(std::chrono::seconds limit) : thread_([this, limit] { watch(limit); }) {}
+  ~CloseDeadline() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CloseDeadline(const CloseDeadline&) = delete;
+  CloseDeadline& operator=(const CloseDeadline&) = delete;
+
+ private:
+  void watch(std::chrono::seconds limit) {
+    std::unique_lock lock(mutex_);
+    if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
+    spdlog::error(
+        "kafka: the consumer's close has not returned after {} s; exiting without it (every batch is settled, "
+        "the positions are in PostgreSQL: nothing is lost; the group hands this writer's partitions on)",
+        limit.count());
+    spdlog::default_logger()->flush();
+    std::_Exit(0);
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: started once the members it uses are
+};
+
+}  // namespace
+
+void Ingestor::close_consumer() {
+  closing_ = true;
+  {
+    const CloseDeadline deadline(kCloseLimit);
+    rd_kafka_consumer_close(rk_.get());
+    rk_.reset();  // rd_kafka_destroy() waits for librdkafka's threads: under the same bound
+  }
+  closing_ = false;
 }
 
 }  // namespace webmon::writer

@@ -212,7 +212,7 @@ Writer::Writer(const std::filesystem::path& dir, const std::string& name, const 
                std::vector<std::string> env) {
   const auto config = write_writer_config(dir, name, topic, group, pg_uri, options);
   process_ = std::make_unique<webmon::test::ChildProcess>(
-      std::vector<std::string>{WEBMON_WRITER_BIN, "--config", config.string(), "--log-level", "info"},
+      std::vector<std::string>{WEBMON_WRITER_BIN, "--config", config.string(), "--log-level", options.log_level},
       dir / (name + ".log"), std::move(env));
 }
 

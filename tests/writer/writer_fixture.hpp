@@ -71,6 +71,7 @@ struct WriterOptions {
   std::optional<int> retention_days;
   unsigned short metrics_port = 0;  // 0: no metrics endpoint
   std::string bootstrap;            // empty: the stack's Kafka
+  std::string log_level = "info";   // --log-level
 };
 
 // The real webmon-writer with a config written into `dir`.

@@ -82,6 +82,11 @@ class Membership {
   std::set<unsigned> held_;      // what is probed: assigned_, or what was last held while it is lost
   bool lost_ = false;
   bool ever_assigned_ = false;
+  // rd_kafka_consumer_close() is running: of the rebalance events it serves, only a revoke is acted
+  // on. An assignment that arrived just before the close and was not polled yet is not taken:
+  // librdkafka's group may have ended, and a call that asks it (assign, even
+  // rd_kafka_rebalance_protocol()) from that callback waits forever (seen in the writer).
+  bool closing_ = false;
   bool cooperative_ = true;      // the protocol last seen (librdkafka says none while closing)
 
   std::thread thread_;

@@ -86,6 +86,8 @@ class Ingestor {
   // it is made; false (said why) for any other fatal error or a second fence within kFenceWindow.
   bool rejoin_after_fence();
   void make_consumer();  // rk_: the consumer, its callbacks, its poll queue
+  // Leaves the group and destroys rk_; past kCloseLimit the process ends (exit 0), said why.
+  void close_consumer();
   const char* protocol() const;  // "EAGER", "COOPERATIVE" or "NONE"
   bool cooperative() const;
 
@@ -150,6 +152,11 @@ class Ingestor {
   std::atomic<bool> pg_up_{false};
   std::atomic<bool> kafka_up_{false};
   std::atomic<bool> fatal_{false};
+  // The consumer is being closed: of the rebalance events the close serves, only a revoke is
+  // acted on. An assignment that arrived before the close began and was not polled yet is not
+  // taken: librdkafka's group may have ended by then, and any call that asks it (assign, even
+  // rd_kafka_rebalance_protocol()) made from that callback waited forever.
+  bool closing_ = false;
   rd_kafka_resp_err_t fatal_code_ = RD_KAFKA_RESP_ERR_NO_ERROR;  // rd_kafka_fatal_error()'s, and its text
   std::string fatal_reason_;
   std::optional<std::chrono::steady_clock::time_point> fenced_at_;  // the last fence this writer got past
