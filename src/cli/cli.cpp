@@ -225,8 +225,7 @@ int report(const Config& cfg, const Args& args, std::ostream& out) {
   q.target = args.target;
   q.open_after = cfg.incidents.open_after;
   q.close_after = cfg.incidents.close_after;
-  pqxx::connection conn(writer::pg_session(cfg.postgres).conninfo);
-  const auto rows = query_report(conn, q);
+  const auto rows = query_report(writer::pg_session(cfg.postgres).conninfo, q);  // with the deadlines
   out << (args.format == "json" ? format_report_json(rows)
           : args.format == "csv" ? format_report_csv(rows)
                                  : format_report_table(rows));

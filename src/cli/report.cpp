@@ -2,6 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <pqxx/pqxx>
@@ -10,55 +18,96 @@
 
 namespace webmon::cli {
 
-std::vector<ReportRow> query_report(pqxx::connection_base& conn, const ReportQuery& query) {
-  // Downtime: each incident of the target and location that overlaps the period, clipped to it
-  // (a hash join on the target and location, so the incidents are not scanned once per period).
-  static constexpr const char* kSql = R"SQL(
-WITH w AS (
-  SELECT CASE WHEN $2::double precision = 0 THEN '-infinity'::timestamptz
-              ELSE now() - make_interval(secs => $2::double precision) END AS since
-), s AS (
-  SELECT s.*, s.period_start + ('1 ' || $1::text)::interval AS period_end
-  FROM w, webmon_check_summary(w.since, $1::text, nullif($3::text, ''), NULL) s
-), i AS MATERIALIZED (
-  SELECT t.id AS target_id, coalesce(l.id, 0) AS location_id, i.started_at, i.started_at + i.duration AS ended_at
-  FROM w, webmon_incidents($4, $5, w.since, nullif($3::text, '')) i
-  JOIN targets t ON t.name = i.target
-  LEFT JOIN locations l ON l.name = i.location
-), d AS (
-  SELECT s.target_id, s.location_id, s.period_start,
-         sum(extract(epoch FROM least(i.ended_at, s.period_end) - greatest(i.started_at, s.period_start))) AS downtime
-  FROM s
-  JOIN i ON i.target_id = s.target_id AND i.location_id = s.location_id
-        AND i.started_at < s.period_end AND i.ended_at > s.period_start
-  GROUP BY 1, 2, 3
-)
+namespace {
+
+struct Key {
+  std::string target;
+  std::optional<std::string> location;
+  bool operator<(const Key& o) const { return std::tie(target, location) < std::tie(o.target, o.location); }
+};
+struct Span {
+  std::int64_t from_us;
+  std::int64_t to_us;
+};
+
+}  // namespace
+
+std::vector<ReportRow> query_report(const std::string& conninfo, const ReportQuery& query) {
+  // The summary and the incidents cost about the same to compute (on 30 days of 1,000 targets
+  // 1.5-2 s and 1.4 s), so they run at once, on two connections of one snapshot
+  // (pg_export_snapshot), and each period's downtime (every incident of its target and location
+  // that overlaps it, clipped to it) is summed here, in whole microseconds.
+  pqxx::connection summary_conn(conninfo);
+  pqxx::connection incidents_conn(conninfo);
+  pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(summary_conn);
+  const auto head = tx.exec_params(
+      "SELECT pg_export_snapshot(), CASE WHEN $1::double precision = 0 THEN '-infinity'::timestamptz "
+      "ELSE now() - make_interval(secs => $1::double precision) END::text",
+      static_cast<double>(query.since.count()));
+  const auto snapshot = head[0][0].as<std::string>();
+  const auto since = head[0][1].as<std::string>();
+
+  auto incidents = std::async(std::launch::async, [&] {
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> itx(incidents_conn);
+    itx.exec("SET TRANSACTION SNAPSHOT " + itx.quote(snapshot));
+    const auto rows = itx.exec_params(
+        "SELECT i.target, i.location, (extract(epoch FROM i.started_at) * 1000000)::bigint, "
+        "(extract(epoch FROM i.started_at + i.duration) * 1000000)::bigint "
+        "FROM webmon_incidents($1, $2, $3::timestamptz, nullif($4::text, '')) i ORDER BY 1, 2, 3",
+        query.open_after, query.close_after, since, query.target.value_or(std::string()));
+    std::map<Key, std::vector<Span>> by_key;
+    for (const auto& row : rows) {
+      Key k{row[0].as<std::string>(), std::nullopt};
+      if (!row[1].is_null()) k.location = row[1].as<std::string>();
+      by_key[std::move(k)].push_back({row[2].as<std::int64_t>(), row[3].as<std::int64_t>()});
+    }
+    return by_key;
+  });
+
+  std::vector<ReportRow> out;
+  std::vector<std::pair<std::int64_t, std::int64_t>> periods;  // each row's [start, end) in µs
+  try {
+    static constexpr const char* kSql = R"SQL(
 SELECT to_char(s.period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD'), t.name, l.name, s.checks,
-       (s.ok_checks * 100.0 / s.checks)::double precision, coalesce(d.downtime, 0)::double precision,
-       s.p50, s.p95, s.p99
-FROM s
+       (s.ok_checks * 100.0 / s.checks)::double precision, s.p50, s.p95, s.p99,
+       (extract(epoch FROM s.period_start) * 1000000)::bigint,
+       (extract(epoch FROM s.period_start + ('1 ' || $1::text)::interval) * 1000000)::bigint
+FROM webmon_check_summary($2::timestamptz, $1::text, nullif($3::text, ''), NULL) s
 JOIN targets t ON t.id = s.target_id
 LEFT JOIN locations l ON l.id = s.location_id
-LEFT JOIN d ON d.target_id = s.target_id AND d.location_id = s.location_id AND d.period_start = s.period_start
 ORDER BY t.name, l.name NULLS FIRST, s.period_start
 )SQL";
-  pqxx::read_transaction tx(conn);
-  const pqxx::result rows = tx.exec_params(kSql, query.period, static_cast<double>(query.since.count()),
-                                           query.target.value_or(std::string()), query.open_after, query.close_after);
-  std::vector<ReportRow> out;
-  out.reserve(rows.size());
-  for (const auto& row : rows) {
-    ReportRow r;
-    r.period = row[0].as<std::string>();
-    r.target = row[1].as<std::string>();
-    if (!row[2].is_null()) r.location = row[2].as<std::string>();
-    r.checks = row[3].as<std::int64_t>();
-    r.availability_pct = row[4].as<double>();
-    r.downtime_s = row[5].as<double>();
-    if (!row[6].is_null()) r.p50_s = row[6].as<double>();
-    if (!row[7].is_null()) r.p95_s = row[7].as<double>();
-    if (!row[8].is_null()) r.p99_s = row[8].as<double>();
-    out.push_back(std::move(r));
+    const pqxx::result rows = tx.exec_params(kSql, query.period, since, query.target.value_or(std::string()));
+    out.reserve(rows.size());
+    periods.reserve(rows.size());
+    for (const auto& row : rows) {
+      ReportRow r;
+      r.period = row[0].as<std::string>();
+      r.target = row[1].as<std::string>();
+      if (!row[2].is_null()) r.location = row[2].as<std::string>();
+      r.checks = row[3].as<std::int64_t>();
+      r.availability_pct = row[4].as<double>();
+      if (!row[5].is_null()) r.p50_s = row[5].as<double>();
+      if (!row[6].is_null()) r.p95_s = row[6].as<double>();
+      if (!row[7].is_null()) r.p99_s = row[7].as<double>();
+      periods.emplace_back(row[8].as<std::int64_t>(), row[9].as<std::int64_t>());
+      out.push_back(std::move(r));
+    }
+  } catch (...) {
+    incidents.wait();  // its connection and transaction are its own until it returns
+    throw;
+  }
+  const auto by_key = incidents.get();  // rethrows the incidents query's error
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto it = by_key.find(Key{out[i].target, out[i].location});
+    if (it == by_key.end()) continue;
+    const auto [from, to] = periods[i];
+    std::int64_t us = 0;
+    for (const auto& span : it->second) {
+      if (span.from_us >= to) break;  // by start: none later overlaps
+      if (span.to_us > from) us += std::min(span.to_us, to) - std::max(span.from_us, from);
+    }
+    out[i].downtime_s = static_cast<double>(us) / 1e6;
   }
   return out;
 }

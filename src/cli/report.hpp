@@ -10,10 +10,6 @@
 #include <string>
 #include <vector>
 
-namespace pqxx {
-class connection_base;
-}
-
 namespace webmon::cli {
 
 struct ReportRow {
@@ -37,8 +33,9 @@ struct ReportQuery {
   int close_after = 1;
 };
 
-// By target, location (none first), period. Throws pqxx exceptions on database errors.
-std::vector<ReportRow> query_report(pqxx::connection_base& conn, const ReportQuery& query);
+// By target, location (none first), period. Opens two connections (the summary and the incidents
+// run at once, in one snapshot). Throws pqxx exceptions on database errors.
+std::vector<ReportRow> query_report(const std::string& conninfo, const ReportQuery& query);
 
 // Columns PERIOD, TARGET, CHECKS, AVAILABILITY ("99.931%"), DOWNTIME ("1h2m5s"), P50, P95, P99,
 // then LOCATION when some row has one. An empty result gives a one-line note.

@@ -311,11 +311,23 @@ TEST_F(CliIncidents, FromTheRollupsTheSameAsFromEveryCheck) {
            "FROM targets t, LATERAL (SELECT k, '" + day_ + " 00:00+00'::timestamptz + k * interval '2 min' AS at, "
            "random() < CASE WHEN (k / (7 + t.id)) % 3 = 0 THEN 0.7 ELSE 0.08 END AS f "
            "FROM generate_series(0, 1439) k) x WHERE t.name LIKE 'random-%' ORDER BY x.at");
+  // And one target healthy but for two hours of failures, between two hours that are not rolled
+  // up (13:00 and 16:00 on the second day): each of those hours' ok checks is its own run, so the
+  // incident ends at 16:00, not later.
+  db_.exec("INSERT INTO targets (name, url, first_seen, last_seen) VALUES ('gappy', 'https://gappy.example/', now(), "
+           "now()); "
+           "INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, http_response_time, "
+           "body_bytes, http_status, redirects, error, ok, error_detail) "
+           "SELECT x.at, x.at + interval '3 ms', t.id, 1, 0.1, CASE WHEN x.f THEN NULL ELSE 0.1 END, 0, "
+           "CASE WHEN NOT x.f THEN 200 END, 0, CASE WHEN x.f THEN 4 END, NOT x.f, CASE WHEN x.f THEN 'no answer' END "
+           "FROM targets t, LATERAL (SELECT at, at >= '" + next_ + " 14:00+00' AND at < '" + next_ + " 16:00+00' AS f "
+           "FROM generate_series('" + next_ + " 12:00+00'::timestamptz, '" + next_ + " 17:58+00', interval '2 min') at) x "
+           "WHERE t.name = 'gappy'");
   const auto [cs, co] = cli({"compact", "--day", day_});
   ASSERT_EQ(cs, 0) << co;
   db_.exec("SELECT webmon_rollup_hour('" + next_ + " 00:00+00'::timestamptz + h * interval '1 hour') "
-           "FROM generate_series(0, 23) h WHERE h <> 13 ORDER BY h");
-  ASSERT_EQ(db_.scalar("SELECT count(DISTINCT hour) FROM check_rollups WHERE hour >= '" + next_ + "'"), "23");
+           "FROM generate_series(0, 23) h WHERE h NOT IN (13, 16) ORDER BY h");
+  ASSERT_EQ(db_.scalar("SELECT count(DISTINCT hour) FROM check_rollups WHERE hour >= '" + next_ + "'"), "22");
   ASSERT_EQ(db_.scalar("SELECT count(*) FROM check_rollups_daily r JOIN targets t ON t.id = r.target_id "
                        "WHERE t.name LIKE 'random-%'"),
             "8");  // 4 targets x 2 days
@@ -343,12 +355,13 @@ TEST_F(CliIncidents, FromTheRollupsTheSameAsFromEveryCheck) {
           "'first_error_detail', i.first_error_detail, 'first_http_status', i.first_http_status) "
           "ORDER BY i.started_at, i.target, i.location NULLS FIRST), '[]') FROM webmon_incidents_from_checks(" +
           std::to_string(open_after) + ", " + std::to_string(close_after) + ", '" + since +
-          "') i WHERE i.target LIKE 'random-%'");
+          "') i WHERE i.target LIKE 'random-%' OR i.target = 'gappy'");
       const auto expected = json::parse(want).as_array();
       ASSERT_GT(expected.size(), 3u);
       std::vector<json::object> mine;
       for (const auto& i : listed) {
-        if (std::string(i.at("target").as_string()).rfind("random-", 0) == 0) mine.push_back(i.as_object());
+        const std::string target(i.at("target").as_string());
+        if (target.rfind("random-", 0) == 0 || target == "gappy") mine.push_back(i.as_object());
       }
       ASSERT_EQ(mine.size(), expected.size()) << out;
       for (std::size_t k = 0; k < mine.size(); ++k) {

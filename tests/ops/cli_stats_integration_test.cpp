@@ -501,6 +501,41 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
     }
   };
   expect_like_check_results("all", "'-infinity'");
+
+  // `webmon report --period day`: the compacted day is one daily rollup row per target, which the
+  // report takes as it is, with the percentiles stored in it (sql/008); today's rolled-up hours and
+  // the open hour's rows are merged. Every day of every target as check_results has it: the same
+  // checks, p50/p95/p99 within 1 % of percentile_cont.
+  const auto expect_report_like_check_results = [&] {
+    const auto [status, out] = webmon_cli({"report", "--period", "day", "--since", "all", "--format", "json"});
+    ASSERT_EQ(status, 0) << out;
+    const json::value doc = json::parse(out);
+    pqxx::connection c(db_.uri());
+    pqxx::nontransaction nt(c);
+    const auto want = nt.exec(
+        "SELECT target, to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY http_response_time), "
+        "percentile_cont(0.95) WITHIN GROUP (ORDER BY http_response_time), "
+        "percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time) "
+        "FROM check_results GROUP BY 1, 2 ORDER BY 1, 2");
+    ASSERT_GE(want.size(), 6u);  // 3 targets, on old_day and today (and yesterday before 04:00 UTC)
+    ASSERT_EQ(doc.at("report").as_array().size(), want.size()) << out;
+    for (const auto& w : want) {
+      SCOPED_TRACE(std::string(w[0].c_str()) + " on " + w[1].c_str());
+      const json::value* got = nullptr;
+      for (const auto& r : doc.at("report").as_array()) {
+        if (r.at("target").as_string() == w[0].c_str() && r.at("period").as_string() == w[1].c_str()) got = &r;
+      }
+      ASSERT_NE(got, nullptr) << out;
+      EXPECT_EQ(got->at("checks").as_int64(), w[2].as<long long>());
+      for (const auto& [key, col] : {std::pair{"p50_s", 3}, {"p95_s", 4}, {"p99_s", 5}}) {
+        const double exact = w[col].as<double>();
+        EXPECT_LE(std::abs(got->at(key).to_number<double>() / exact - 1.0), 0.01)
+            << key << " " << got->at(key).to_number<double>() << " against percentile_cont " << exact;
+      }
+    }
+  };
+  expect_report_like_check_results();
   // From 10 s past the start of the hour two hours before the current one: that hour's rollups
   // are left out and its rows after the 10 s are read instead.
   const auto h2 = std::stoll(db_.scalar("SELECT extract(epoch FROM date_trunc('hour', now()) - interval '2 hours')::bigint"));
@@ -526,6 +561,7 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
   const auto [rs, ro] = webmon_cli({"compact", "--day", old_day});
   ASSERT_EQ(rs, 0) << ro;
   expect_like_check_results("all", "'-infinity'");
+  expect_report_like_check_results();
 }
 
 // A multi-value variable as Grafana's PostgreSQL data source writes it: 'a','b'.
