@@ -428,6 +428,21 @@ TEST_F(CliStats, UsageErrorsAndAnUnreachableDatabase) {
 // hours from the rollups and the open hour from the rows: counts, ok ratios, last status and
 // error exactly as check_results gives them, p50/p95/p99 within 1 % of percentile_cont on the same
 // rows. Late rows for a rolled-up hour and for the compacted day are counted once rolled up again.
+// p50, p95 and p99 by percentile_cont over check_results' http_response_time, as three columns.
+const std::string kExactPercentiles =
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY http_response_time), "
+    "percentile_cont(0.95) WITHIN GROUP (ORDER BY http_response_time), "
+    "percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time)";
+
+// The JSON object's p50_s, p95_s and p99_s within 1 % of the row's columns first .. first + 2.
+void expect_percentiles_near(const json::value& got, const pqxx::row& want, int first) {
+  for (const auto& [key, offset] : {std::pair{"p50_s", 0}, {"p95_s", 1}, {"p99_s", 2}}) {
+    const double exact = want[first + offset].as<double>();
+    EXPECT_LE(std::abs(got.at(key).to_number<double>() / exact - 1.0), 0.01)
+        << key << " " << got.at(key).to_number<double>() << " against percentile_cont " << exact;
+  }
+}
+
 TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
   const auto old_day = db_.scalar("SELECT ((now() AT TIME ZONE 'UTC')::date - 3)::text");
   db_.exec("INSERT INTO checkers (name) VALUES ('c'); INSERT INTO locations (name) VALUES ('eu')");
@@ -473,9 +488,7 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
     pqxx::nontransaction nt(c);
     const auto want = nt.exec(
         "SELECT target, location, count(*), avg(CASE WHEN ok THEN 1.0 ELSE 0.0 END)::float8, "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY http_response_time), "
-        "percentile_cont(0.95) WITHIN GROUP (ORDER BY http_response_time), "
-        "percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time), "
+        + kExactPercentiles + ", "
         "(array_agg(http_status ORDER BY scheduled_at DESC))[1], "
         "(array_agg(error || ': ' || error_detail ORDER BY scheduled_at DESC) FILTER (WHERE error IS NOT NULL))[1] "
         "FROM check_results WHERE scheduled_at >= " + since_sql + " GROUP BY 1, 2 ORDER BY 1, 2");
@@ -487,11 +500,7 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
       const auto got = by_target_at(doc, target, w[1].is_null() ? std::nullopt : std::optional<std::string>(w[1].c_str()));
       EXPECT_EQ(got.at("checks").as_int64(), w[2].as<long long>());
       EXPECT_NEAR(got.at("ok_ratio").to_number<double>(), w[3].as<double>(), 1e-12);
-      for (const auto& [key, col] : {std::pair{"p50_s", 4}, {"p95_s", 5}, {"p99_s", 6}}) {
-        const double exact = w[col].as<double>();
-        EXPECT_LE(std::abs(got.at(key).to_number<double>() / exact - 1.0), 0.01)
-            << key << " " << got.at(key).to_number<double>() << " against percentile_cont " << exact;
-      }
+      expect_percentiles_near(got, w, 4);
       if (w[7].is_null()) {
         EXPECT_TRUE(got.at("last_status").is_null());
       } else {
@@ -514,9 +523,7 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
     pqxx::nontransaction nt(c);
     const auto want = nt.exec(
         "SELECT target, to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*), "
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY http_response_time), "
-        "percentile_cont(0.95) WITHIN GROUP (ORDER BY http_response_time), "
-        "percentile_cont(0.99) WITHIN GROUP (ORDER BY http_response_time) "
+        + kExactPercentiles + " "
         "FROM check_results GROUP BY 1, 2 ORDER BY 1, 2");
     ASSERT_GE(want.size(), 6u);  // 3 targets, on old_day and today (and yesterday before 04:00 UTC)
     ASSERT_EQ(doc.at("report").as_array().size(), want.size()) << out;
@@ -528,11 +535,7 @@ TEST_F(CliStats, RollupsGiveExactCountsAndPercentilesWithinOnePercent) {
       }
       ASSERT_NE(got, nullptr) << out;
       EXPECT_EQ(got->at("checks").as_int64(), w[2].as<long long>());
-      for (const auto& [key, col] : {std::pair{"p50_s", 3}, {"p95_s", 4}, {"p99_s", 5}}) {
-        const double exact = w[col].as<double>();
-        EXPECT_LE(std::abs(got->at(key).to_number<double>() / exact - 1.0), 0.01)
-            << key << " " << got->at(key).to_number<double>() << " against percentile_cont " << exact;
-      }
+      expect_percentiles_near(*got, w, 3);
     }
   };
   expect_report_like_check_results();
