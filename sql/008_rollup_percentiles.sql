@@ -76,21 +76,18 @@ DECLARE
   ranges text;                -- the time ranges no rolled-up hour covers, as a condition on c.scheduled_at
   touched timestamptz[] := '{}';  -- with `period` day or week: the periods such a range is in
 BEGIN
-  SELECT string_agg(format('(c.scheduled_at >= %L AND c.scheduled_at < %L)', g.lo, g.hi), ' OR ')
-  INTO ranges
-  FROM webmon_rollup_gaps(since) g;
   -- A day's (week's) rollup row is the whole of its period, alone, unless rows of `checks` are read
   -- for that period too: a range of rows begins or ends in it (one cannot pass over it, since the
   -- row means an hour of it is rolled up; the range to 'infinity' begins after the last rolled-up
   -- hour). Hours from check_rollups are read only for the first day, whose daily row is not.
-  IF period IN ('day', 'week') THEN
-    SELECT coalesce(array_agg(DISTINCT v.p), '{}')
-    INTO touched
-    FROM webmon_rollup_gaps(since) g
-    CROSS JOIN LATERAL (VALUES (CASE WHEN isfinite(g.lo) THEN date_trunc(period, g.lo, 'UTC') END),
-                               (CASE WHEN isfinite(g.hi) THEN date_trunc(period, g.hi - interval '1 microsecond', 'UTC') END)) v(p)
-    WHERE v.p IS NOT NULL;
-  END IF;
+  -- (`touched` is read only with `period` day or week.)
+  SELECT string_agg(format('(c.scheduled_at >= %L AND c.scheduled_at < %L)', g.lo, g.hi), ' OR '),
+         coalesce(array_remove(array_agg(CASE WHEN isfinite(g.lo) THEN date_trunc(period, g.lo, 'UTC') END)
+                               || array_agg(CASE WHEN isfinite(g.hi)
+                                                 THEN date_trunc(period, g.hi - interval '1 microsecond', 'UTC') END),
+                               NULL), '{}')
+  INTO ranges, touched
+  FROM webmon_rollup_gaps(since) g;
   RETURN QUERY EXECUTE format($q$
   WITH sel AS (
     SELECT t.id FROM targets t WHERE $3 IS NULL OR t.name = $3
@@ -175,12 +172,12 @@ BEGIN
     FROM raw w WHERE w.rt IS NOT NULL GROUP BY 1, 2, 3, 4
   ), raw_g AS (
     SELECT n.target_id, n.location_id, n.ps, n.checks, n.ok_checks, n.responses, n.rt_min, n.rt_max, n.last_at,
-           l.started_at AS last_started_at, l.http_status AS last_status, le_at.last_error_at,
+           l.started_at AS last_started_at, l.http_status AS last_status,
+           CASE WHEN le.target_id IS NOT NULL THEN n.last_error_at END AS last_error_at,  -- one with a text
            le.started_at AS last_error_started_at, le.error_text AS last_error, x.exact
     FROM raw_n n
     JOIN raw_last l ON l.target_id = n.target_id AND l.location_id = n.location_id AND l.ps = n.ps
     LEFT JOIN raw_last_error le ON le.target_id = n.target_id AND le.location_id = n.location_id AND le.ps = n.ps
-    CROSS JOIN LATERAL (SELECT CASE WHEN le.target_id IS NOT NULL THEN n.last_error_at END AS last_error_at) le_at
     LEFT JOIN raw_exact x ON x.target_id = n.target_id AND x.location_id = n.location_id AND x.ps = n.ps
   ), parts AS (  -- one row per rolled-up hour, and one per group of rows
     SELECT r.target_id, r.location_id, r.ps, r.checks::bigint, r.ok_checks::bigint, r.responses::bigint, r.rt_min,
