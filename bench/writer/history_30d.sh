@@ -12,8 +12,15 @@
 #
 # Needs: psql, a built `webmon` (WEBMON_CLI, default build/src/cli/webmon), the stack's PostgreSQL
 # (PG_PORT, default 5432). KEEP_DB=1 leaves the database there afterwards.
+# UNROLLED_HOURS=N: the last N closed hours are rows of `checks` too, not rollups (N=1 at the end
+# of an hour is the most rows a reader meets: the writer rolls an hour up once it has closed).
+# BASELINE=sql/NNN_x.sql: side by side with the readers of that migration (its
+# webmon_check_summary and webmon_incidents, put into a copy of the database): each command runs
+# on the copy ("before") and on the database ("after") in turns.
 set -euo pipefail
 targets=${1:-1000}
+unrolled=${UNROLLED_HOURS:-0}
+baseline=${BASELINE:-}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cli=${WEBMON_CLI:-$here/build/src/cli/webmon}
 port=${PG_PORT:-5432}
@@ -23,9 +30,10 @@ uri="postgresql://webmon:webmon@127.0.0.1:$port/$db"
 psql -qX "$admin" -c "CREATE DATABASE $db"
 cfg=$(mktemp)
 if [ -n "${KEEP_DB:-}" ]; then  # KEEP_DB=1: leave the database for a closer look (its name is printed)
-  trap 'rm -f "$cfg"; echo "kept database $db"' EXIT
+  trap 'rm -f "$cfg" "$cfg.before"; echo "kept database $db${baseline:+ and ${db}_before}"' EXIT
 else
-  trap 'rm -f "$cfg"; psql -qX "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+  trap 'rm -f "$cfg" "$cfg.before"; psql -qX "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+          -c "DROP DATABASE IF EXISTS ${db}_before WITH (FORCE)"' EXIT
 fi
 printf 'postgres:\n  uri: "%s"\n  statement_timeout_ms: 0\n' "$uri" > "$cfg"
 "$cli" migrate --config "$cfg" > /dev/null
@@ -49,8 +57,8 @@ SELECT h, t.id, 0, 240, 240 - f.failed, ARRAY[0, 0, 0, f.failed, 0, 0], 240 - f.
        CASE WHEN f.failed > 0 THEN 'timeout: no complete response within 10 s' END,
        f.run_at, f.run_checks, f.fail_error, f.fail_detail, NULL
 FROM targets t
-CROSS JOIN generate_series(date_trunc('hour', now()) - interval '30 days', date_trunc('hour', now()) - interval '1 hour',
-                           interval '1 hour') h
+CROSS JOIN generate_series(date_trunc('hour', now()) - interval '30 days',
+                           date_trunc('hour', now()) - interval '1 hour' * (1 + $unrolled), interval '1 hour') h
 CROSS JOIN LATERAL (SELECT CASE WHEN (t.id * 7919 + extract(epoch FROM h)::bigint / 3600) % 200 < 4 THEN 1
                                 WHEN (t.id * 7919 + extract(epoch FROM h)::bigint / 3600) % 200 = 4 THEN 2
                                 ELSE 0 END AS kind) k
@@ -72,23 +80,44 @@ psql -qXAt "$uri" -v ON_ERROR_STOP=1 -c "SELECT webmon_rollup_merge_day(d::date)
   FROM generate_series((date_trunc('hour', now()) - interval '30 days') AT TIME ZONE 'UTC', (now() AT TIME ZONE 'UTC'),
                        interval '1 day') d" > /dev/null
 psql -qX "$uri" -v ON_ERROR_STOP=1 <<SQL
+SELECT webmon_ensure_checks_partition(((now() - interval '1 hour' * $unrolled) AT TIME ZONE 'UTC')::date);
 SELECT webmon_ensure_checks_partition((now() AT TIME ZONE 'UTC')::date);
 INSERT INTO checks (scheduled_at, started_at, target_id, checker_id, total_time, http_response_time, body_bytes,
                     http_status, redirects, ok)
 SELECT s, s + interval '2 ms', t.id, 1, 0.1, 0.1 + 0.001 * (t.id % 50), 2000, 200, 0, true
-FROM targets t, generate_series(date_trunc('hour', now()), now() - interval '1 s', interval '15 s') s;
+FROM targets t, generate_series(date_trunc('hour', now()) - interval '1 hour' * $unrolled, now() - interval '1 s',
+                                interval '15 s') s;
 VACUUM ANALYZE check_rollups, check_rollups_daily, check_rollups_weekly, checks, targets;
 SQL
 echo "generated in $(( $(date +%s) - start )) s: $(psql -qXAt "$uri" -c "SELECT format('%s hourly rows (%s), %s daily, %s weekly, %s checks as rows',
   (SELECT count(*) FROM check_rollups), pg_size_pretty(pg_total_relation_size('check_rollups')),
   (SELECT count(*) FROM check_rollups_daily), (SELECT count(*) FROM check_rollups_weekly), (SELECT count(*) FROM checks))")"
+if [ -n "$baseline" ]; then
+  # The copy, with the readers of $baseline: each CREATE OR REPLACE FUNCTION of the two, as written.
+  psql -qX "$admin" -c "CREATE DATABASE ${db}_before TEMPLATE $db"
+  python3 - "$here/$baseline" <<'PY' | psql -qX "${uri}_before" -v ON_ERROR_STOP=1 > /dev/null
+import re, sys
+sql = open(sys.argv[1]).read()
+for name in ("webmon_check_summary", "webmon_incidents"):
+    start = sql.index("CREATE OR REPLACE FUNCTION %s(" % name)
+    quote = re.search(r"AS (\$\w*\$)", sql[start:]).group(1)
+    body = sql.index(quote, start) + len(quote)
+    print(sql[start:sql.index(quote, body) + len(quote)] + ";")
+PY
+  printf 'postgres:\n  uri: "%s"\n  statement_timeout_ms: 0\n' "${uri}_before" > "$cfg.before"
+  runs=("before:$cfg.before" "after:$cfg")
+else
+  runs=(":$cfg")
+fi
 for cmd in "stats --since 30d" "report --period day --since 30d" "incidents --since 30d"; do
   for k in 1 2 3; do
-    t0=$(date +%s.%N)
-    # shellcheck disable=SC2086
-    lines=$("$cli" $cmd --config "$cfg" | wc -l)
-    t1=$(date +%s.%N)
-    printf 'webmon %-34s %6d lines  %6.2f s  (load average %s)\n' "$cmd" "$lines" "$(echo "$t1 - $t0" | bc)" \
-      "$(cut -d' ' -f1 /proc/loadavg)"
+    for run in "${runs[@]}"; do
+      t0=$(date +%s.%N)
+      # shellcheck disable=SC2086
+      lines=$("$cli" $cmd --config "${run#*:}" | wc -l)
+      t1=$(date +%s.%N)
+      printf 'webmon %-34s %6s %6d lines  %6.2f s  (load average %s)\n' "$cmd" "${run%%:*}" "$lines" \
+        "$(echo "$t1 - $t0" | bc)" "$(cut -d' ' -f1 /proc/loadavg)"
+    done
   done
 done
