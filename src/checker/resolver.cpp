@@ -50,6 +50,12 @@ constexpr std::size_t kMaxCacheEntries = 1u << 17;
 // socket's default receive buffer (rmem_max, 208 KiB) holds: the dropped ones would wait for a
 // retry seconds later. At 20 ms a lookup, 256 at a time still resolve 12,800 names a second.
 constexpr std::size_t kMaxRunning = 256;
+// The receive buffer asked for c-ares's sockets. 256 lookups are up to 512 queries (A and AAAA)
+// whose answers can all arrive in one burst (one server, one delay), at about 1.3 KiB of buffer
+// each on loopback: more than the default 208 KiB holds while the loop is busy elsewhere, and an
+// answer dropped there is waited for until the next try or the probe's deadline. The kernel
+// gives at most net.core.rmem_max (doubled); asking more is harmless.
+constexpr int kSocketReceiveBuffer = 1 << 20;
 
 void init_library() {
   static const int status = ares_library_init(ARES_LIB_INIT_ALL);
@@ -260,7 +266,8 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
     const ResolvConf rc = read_resolv_conf("/etc/resolv.conf");
     const int servers = config.servers.empty() ? rc.nameservers : static_cast<int>(config.servers.size());
     ares_options opts{};
-    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS | ARES_OPT_SOCK_RCVBUF;
+    opts.socket_receive_buffer_size = kSocketReceiveBuffer;
     opts.sock_state_cb = &Impl::on_sock_state;
     opts.sock_state_cb_data = this;
     opts.timeout = config.timeout_ms > 0 ? config.timeout_ms : rc.timeout_ms;
